@@ -1,0 +1,1 @@
+"""embedsearch: self-hosted semantic search on its own OpenAI-compatible embeddings endpoint."""

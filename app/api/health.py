@@ -1,0 +1,38 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.auth import KeyDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health(request: Request) -> JSONResponse:
+    """Ready (200) once the model is loaded; 503 while it loads or if it failed."""
+    engine = request.app.state.engine
+    if engine.error is not None:
+        body, status = {"status": "error", "ready": False, "error": str(engine.error)}, 503
+    elif engine.ready.is_set():
+        body, status = {"status": "ok", "ready": True}, 200
+    else:
+        body, status = {"status": "loading", "ready": False}, 503
+    return JSONResponse({**body, "models": list(engine.registry.specs)}, status_code=status)
+
+
+@router.get("/health/live")
+def live() -> dict[str, str]:
+    """The process is up (whether or not the model has loaded)."""
+    return {"status": "ok"}
+
+
+@router.get("/metrics")
+def metrics(request: Request, _: KeyDep) -> Response:
+    """Prometheus metrics: requests, latency, tokens, batch sizes, queue depth."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

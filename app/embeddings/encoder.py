@@ -1,0 +1,74 @@
+"""Encoders turn token ids into vectors; the engine batches work for them."""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+import numpy as np
+
+from app.embeddings.models import ModelSpec
+
+
+class Encoder(Protocol):
+    """What the engine needs of a model: its tokenizer's ids in, normalised float32 out."""
+
+    dimensions: int
+    max_tokens: int  # content tokens that fit the window, special tokens excluded
+    vocab_size: int
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens and untruncated."""
+        ...
+
+    def encode(self, batch: list[list[int]]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per id sequence (each fits the window)."""
+        ...
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on torch, fed token ids directly."""
+
+    def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()  # keep the server log readable
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model = SentenceTransformer(spec.path, device="cpu")
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self.dimensions = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length) - 2
+        self.vocab_size = int(self.tokenizer.vocab_size)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens and untruncated."""
+        return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+    def encode(self, batch: list[list[int]]) -> np.ndarray:
+        """Run one padded batch through the model's own modules (pooling and normalisation)."""
+        torch = self._torch
+        width = max(len(ids) for ids in batch) + 2
+        input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        pad = self.tokenizer.pad_token_id
+        input_ids.fill_(pad)
+        for row, ids in enumerate(batch):
+            seq = [cls, *ids, sep]
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        features = {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "token_type_ids": torch.zeros_like(input_ids),
+        }
+        with torch.inference_mode():
+            out = self.model.forward(features)["sentence_embedding"]
+        return out.float().numpy().astype(np.float32, copy=False)

@@ -1,0 +1,317 @@
+"""The embeddings engine: validation, token counting and dynamic batching across requests.
+
+Every caller (the HTTP route, ingestion, search) goes through ``Engine.embed`` / ``aembed``.
+Requests are queued; one worker thread takes inputs first-in first-out into batches bounded by a
+token budget (each request's inputs sorted by length, so padding stays small), runs the model and
+hands each request its rows back. A full queue refuses new work with 429 instead of growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.embeddings.encoder import Encoder
+from app.embeddings.models import ModelRegistry, ModelSpec
+from app.errors import BadRequest, RateLimited, ServiceUnavailable
+from app.metrics import Metrics
+
+log = logging.getLogger("embedsearch.engine")
+
+Inputs = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
+
+
+@dataclass
+class Embedded:
+    """The result of one embed call."""
+
+    vectors: np.ndarray  # float32, L2-normalised, one row per input in input order
+    model: str
+    prompt_tokens: int
+
+
+@dataclass(eq=False)
+class _Request:
+    encoder: Encoder
+    seqs: list[list[int]]
+    vectors: np.ndarray
+    remaining: int
+    future: Future[np.ndarray] = field(default_factory=Future)
+
+
+@dataclass
+class Limits:
+    """What one request may ask of the engine."""
+
+    max_inputs: int = 2048
+    max_tokens: int = 300_000
+    truncate: bool = True
+
+
+class Engine:
+    """Embeds inputs with the registry's models, batching concurrent requests together."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        load: Callable[[ModelSpec], Encoder],
+        *,
+        limits: Limits | None = None,
+        batch_tokens: int = 16_384,
+        max_queued: int = 16_384,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.registry = registry
+        self.limits = limits or Limits()
+        self.batch_tokens = batch_tokens
+        self.max_queued = max_queued
+        self.metrics = metrics or Metrics()
+        self._load = load
+        self.encoders: dict[str, Encoder] = {}
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self._queue: deque[tuple[_Request, int]] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the models in the background, then serve the queue."""
+        thread = threading.Thread(target=self._run, name="embedsearch-engine", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop the worker; requests still queued fail with 503."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        for request, _ in self._queue:
+            self._fail(request, ServiceUnavailable("The server is shutting down."))
+        self._queue.clear()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the models are loaded; 503 if they are not by ``timeout``."""
+        if not self.ready.wait(timeout):
+            raise ServiceUnavailable(
+                "The model is still loading; try again in a few seconds.",
+                headers={"Retry-After": "5"},
+            )
+        if self.error is not None:
+            raise ServiceUnavailable(f"The model failed to load: {self.error}")
+
+    def spec(self, model: str | None = None) -> ModelSpec:
+        """The served model for a name; the default model when no name is given."""
+        return self.registry.resolve(model) if model else next(iter(self.registry.specs.values()))
+
+    def encoder(self, model: str | None = None) -> Encoder:
+        """The loaded encoder for a model name (its tokenizer is what chunking counts with)."""
+        spec = self.spec(model)
+        self.wait_ready(timeout=120)
+        return self.encoders[spec.id]
+
+    # -- the Python interface ---------------------------------------------------------------
+
+    def embed(
+        self, inputs: Inputs, model: str | None = None, dimensions: int | None = None
+    ) -> Embedded:
+        """Embed texts or token-id arrays; blocks until done."""
+        spec, request, tokens = self._submit(inputs, model, dimensions)
+        return self._finish(spec, request.future.result(), tokens, dimensions)
+
+    async def aembed(
+        self, inputs: Inputs, model: str | None = None, dimensions: int | None = None
+    ) -> Embedded:
+        """Embed without blocking the event loop (tokenising runs in a worker thread)."""
+        spec, request, tokens = await asyncio.to_thread(self._submit, inputs, model, dimensions)
+        vectors = await asyncio.wrap_future(request.future)
+        return self._finish(spec, vectors, tokens, dimensions)
+
+    # -- validation and tokenising ----------------------------------------------------------
+
+    def _submit(
+        self, inputs: Inputs, model: str | None, dimensions: int | None
+    ) -> tuple[ModelSpec, _Request, int]:
+        spec = self.spec(model)
+        encoder = self.encoder(spec.id)
+        _check_dimensions(dimensions, encoder.dimensions)
+        seqs = self._token_ids(inputs, encoder)
+        tokens = sum(len(ids) for ids in seqs)
+        if tokens > self.limits.max_tokens:
+            raise BadRequest(
+                f"Requested {tokens} tokens, over the limit of {self.limits.max_tokens} tokens "
+                "per request. Split the input over several requests.",
+                param="input",
+                code="max_tokens_per_request",
+            )
+        seqs = [self._fit(ids, encoder) for ids in seqs]
+        request = _Request(
+            encoder, seqs, np.empty((len(seqs), encoder.dimensions), np.float32), len(seqs)
+        )
+        self._enqueue(request)
+        self.metrics.tokens.inc(tokens)
+        return spec, request, tokens
+
+    def _token_ids(self, inputs: Inputs, encoder: Encoder) -> list[list[int]]:
+        items: list = [inputs] if isinstance(inputs, str) else list(inputs)
+        if items and all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+            items = [items]  # one array of token ids
+        if not items:
+            raise BadRequest("'input' is empty: send at least one text.", param="input")
+        if len(items) > self.limits.max_inputs:
+            raise BadRequest(
+                f"'input' has {len(items)} items; at most {self.limits.max_inputs} are allowed "
+                "per request.",
+                param="input",
+            )
+        if all(isinstance(x, str) for x in items):
+            for i, text in enumerate(items):
+                if not text:
+                    raise BadRequest(f"input[{i}] is an empty string.", param="input")
+            return encoder.tokenize(items)
+        if all(isinstance(x, list | tuple) for x in items):
+            for i, ids in enumerate(items):
+                _check_ids(i, ids, encoder.vocab_size)
+            return [list(ids) for ids in items]
+        raise BadRequest(
+            "'input' must be a string, an array of strings, an array of token ids, or an array "
+            "of token-id arrays, all of one kind.",
+            param="input",
+        )
+
+    def _fit(self, ids: list[int], encoder: Encoder) -> list[int]:
+        if len(ids) <= encoder.max_tokens:
+            return ids
+        if self.limits.truncate:
+            return ids[: encoder.max_tokens]
+        window = encoder.max_tokens + 2
+        asked = len(ids) + 2
+        raise BadRequest(
+            f"This model's maximum context length is {window} tokens, however you requested "
+            f"{asked} tokens ({asked} in your prompt; 0 for the completion). Please reduce your "
+            "prompt; or completion length.",
+            param="input",
+            code="context_length_exceeded",
+        )
+
+    def _finish(
+        self, spec: ModelSpec, vectors: np.ndarray, tokens: int, dimensions: int | None
+    ) -> Embedded:
+        if dimensions is not None and dimensions < vectors.shape[1]:
+            vectors = vectors[:, :dimensions]
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return Embedded(vectors.astype(np.float32, copy=False), spec.id, tokens)
+
+    # -- the queue and the worker -----------------------------------------------------------
+
+    def _enqueue(self, request: _Request) -> None:
+        order = sorted(range(len(request.seqs)), key=lambda i: len(request.seqs[i]))
+        with self._cond:
+            if self._stopping:
+                raise ServiceUnavailable("The server is shutting down.")
+            # An empty queue takes any request, so no single request can be refused forever.
+            if self._queue and len(self._queue) + len(order) > self.max_queued:
+                raise RateLimited(
+                    "Too many inputs are waiting for the model; retry shortly.",
+                    headers={"Retry-After": "1"},
+                )
+            self._queue.extend((request, i) for i in order)
+            self.metrics.queue_depth.set(len(self._queue))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        try:
+            for spec in self.registry.specs.values():
+                self.encoders[spec.id] = self._load(spec)
+            log.info("Model ready: %s", ", ".join(self.encoders))
+        except Exception as exc:  # reported by /health and every request
+            log.exception("Model failed to load")
+            self.error = exc
+        self.ready.set()
+        while batch := self._next_batch():
+            self._run_batch(batch)
+
+    def _next_batch(self) -> list[tuple[_Request, int]]:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return []
+            batch: list[tuple[_Request, int]] = []
+            longest = 0
+            while self._queue:
+                request, i = self._queue[0]
+                if request.future.done():  # cancelled or failed: skip its remaining inputs
+                    self._queue.popleft()
+                    continue
+                width = max(longest, len(request.seqs[i]) + 2)
+                if batch and (
+                    request.encoder is not batch[0][0].encoder
+                    or width * (len(batch) + 1) > self.batch_tokens
+                ):
+                    break
+                batch.append(self._queue.popleft())
+                longest = width
+            self.metrics.queue_depth.set(len(self._queue))
+        return batch or self._next_batch()
+
+    def _run_batch(self, batch: list[tuple[_Request, int]]) -> None:
+        self.metrics.batch_size.observe(len(batch))
+        try:
+            vectors = batch[0][0].encoder.encode([request.seqs[i] for request, i in batch])
+        except Exception as exc:
+            log.exception("Model batch failed")
+            for request, _ in batch:
+                self._fail(request, exc)
+            return
+        for (request, i), vector in zip(batch, vectors, strict=True):
+            request.vectors[i] = vector
+            request.remaining -= 1
+            if request.remaining == 0 and not request.future.done():
+                request.future.set_result(request.vectors)
+
+    @staticmethod
+    def _fail(request: _Request, exc: BaseException) -> None:
+        if not request.future.done():
+            request.future.set_exception(exc)
+
+
+def _check_dimensions(dimensions: int | None, native: int) -> None:
+    if dimensions is None:
+        return
+    if (
+        isinstance(dimensions, bool)
+        or not isinstance(dimensions, int)
+        or not 1 <= dimensions <= native
+    ):
+        raise BadRequest(
+            f"'dimensions' must be an integer from 1 to {native}; got {dimensions!r}.",
+            param="dimensions",
+        )
+
+
+def _check_ids(i: int, ids: Sequence[int], vocab_size: int) -> None:
+    if not ids:
+        raise BadRequest(f"input[{i}] is an empty token array.", param="input")
+    for token in ids:
+        if isinstance(token, bool) or not isinstance(token, int):
+            raise BadRequest(
+                f"input[{i}] mixes token ids with other values; send integers only.", param="input"
+            )
+        if not 0 <= token < vocab_size:
+            raise BadRequest(
+                f"input[{i}] has token id {token}, outside this model's vocabulary "
+                f"(0 to {vocab_size - 1}).",
+                param="input",
+            )

@@ -1,0 +1,73 @@
+"""The app factory: ``create_app(settings)`` builds a FastAPI app; nothing heavy at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from app.api import embeddings, errors, health
+from app.api.middleware import BodyLimit, RequestMetrics
+from app.embeddings.encoder import Encoder, SentenceTransformerEncoder
+from app.embeddings.engine import Engine, Limits
+from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.metrics import Metrics
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("embedsearch")
+
+Loader = Callable[[ModelSpec], Encoder]
+
+
+def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = None) -> Engine:
+    """The embeddings engine for these settings (``load`` swaps the model, for tests)."""
+    registry = ModelRegistry([bundled_minilm()], settings.model_aliases)
+    registry.resolve(settings.model)  # fail fast on a default model that is not served
+    return Engine(
+        registry,
+        load or partial(SentenceTransformerEncoder, threads=settings.torch_threads),
+        limits=Limits(
+            max_inputs=settings.max_inputs_per_request,
+            max_tokens=settings.max_tokens_per_request,
+            truncate=settings.truncate,
+        ),
+        batch_tokens=settings.batch_tokens,
+        max_queued=settings.max_queued_inputs,
+        metrics=metrics,
+    )
+
+
+def create_app(settings: Settings | None = None, load: Loader | None = None) -> FastAPI:
+    """Build the app; the model loads in the background once it starts."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+    engine = build_engine(settings, metrics, load)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine.start()
+        yield
+        engine.stop()
+
+    app = FastAPI(
+        title="embedsearch",
+        summary="Self-hosted semantic search on an OpenAI-compatible embeddings endpoint.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.engine = engine
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(embeddings.router)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app

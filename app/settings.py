@@ -1,0 +1,73 @@
+"""All settings, declared once: each has a default that runs locally and a description.
+
+Set any of them with an environment variable ``EMBEDSEARCH_<NAME>`` (or a ``.env`` file).
+The README's configuration table is checked against this class by a test.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of embedsearch."""
+
+    model_config = SettingsConfigDict(env_prefix="EMBEDSEARCH_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the server binds to.")
+    port: int = Field(8000, description="Port the server listens on.")
+    data_dir: Path = Field(Path("data"), description="Directory for the database and indexes.")
+    templates_dir: Path = Field(PROJECT_ROOT / "templates", description="Jinja2 templates.")
+    static_dir: Path = Field(
+        PROJECT_ROOT / "static", description="Static assets served at /static."
+    )
+    model: str = Field("all-MiniLM-L6-v2", description="Default embedding model id.")
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra model names mapped to a served model, as JSON, e.g. "
+        '`{"text-embedding-3-small": "all-MiniLM-L6-v2"}`.',
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys; empty leaves the API open.",
+    )
+    truncate: bool = Field(
+        True, description="Truncate inputs longer than the model window (false: answer 400)."
+    )
+    max_inputs_per_request: int = Field(2048, description="Most inputs in one embeddings call.")
+    max_tokens_per_request: int = Field(
+        300_000, description="Most tokens, summed over inputs, in one embeddings call."
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest JSON request body, in bytes."
+    )
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024, description="Largest multipart upload (all files together), in bytes."
+    )
+    batch_tokens: int = Field(
+        16_384, description="Token budget of one model batch (padded length x batch size)."
+    )
+    max_queued_inputs: int = Field(
+        16_384, description="Most inputs waiting for the model; more are refused with 429."
+    )
+    torch_threads: int = Field(0, description="Threads for the model; 0 lets torch decide.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings from the environment, read once."""
+    return Settings()
