@@ -9,13 +9,17 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from app.api import embeddings, errors, health
+from app.api import clusters, documents, embeddings, errors, health, search
 from app.api.middleware import BodyLimit, RequestMetrics
 from app.embeddings.encoder import Encoder, SentenceTransformerEncoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
+from app.ingest.jobs import Ingestor
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
+from app.store.database import Store
+from app.store.indexes import Indexes
 
 log = logging.getLogger("embedsearch")
 
@@ -40,17 +44,50 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
     )
 
 
+def build_embedder(settings: Settings, engine: Engine) -> Embedder:
+    """What ingestion and search embed with: a remote service if configured, else the engine."""
+    if settings.embeddings_url:
+        return RemoteEmbedder(settings.embeddings_url, settings.embeddings_key, settings.model)
+    return LocalEmbedder(engine, settings.model)
+
+
 def create_app(settings: Settings | None = None, load: Loader | None = None) -> FastAPI:
     """Build the app; the model loads in the background once it starts."""
     settings = settings or get_settings()
     metrics = Metrics()
     engine = build_engine(settings, metrics, load)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.data_dir / "embedsearch.db")
+    indexes = Indexes(store, settings.data_dir / "indexes")
+    embedder = build_embedder(settings, engine)
+    ingestor = Ingestor(
+        store,
+        indexes,
+        embedder,
+        tokenizer=lambda: engine.encoder().tokenizer,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.start()
+        interrupted = store.fail_unfinished_jobs("Interrupted: the server stopped during this job.")
+        if interrupted:
+            log.warning(
+                "%d ingestion job(s) were interrupted by a restart; marked failed.", interrupted
+            )
+        for report in indexes.sync_all():
+            if report.action != "none":
+                log.warning(
+                    "Index of collection %d was %s from SQLite.",
+                    report.collection_id,
+                    report.action,
+                )
         yield
+        ingestor.shutdown()
         engine.stop()
+        store.close()
 
     app = FastAPI(
         title="embedsearch",
@@ -61,9 +98,16 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.engine = engine
+    app.state.store = store
+    app.state.indexes = indexes
+    app.state.embedder = embedder
+    app.state.ingestor = ingestor
     errors.install(app)
     app.include_router(health.router)
     app.include_router(embeddings.router)
+    app.include_router(documents.router)
+    app.include_router(search.router)
+    app.include_router(clusters.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         100 * 1024 * 1024, description="Largest multipart upload (all files together), in bytes."
     )
+    max_files_per_upload: int = Field(1000, description="Most files in one upload.")
+    chunk_tokens: int = Field(200, description="Most tokens in a chunk (at most 254).")
+    chunk_overlap: int = Field(40, description="Tokens shared by consecutive chunks.")
+    embeddings_url: str | None = Field(
+        None,
+        description="Base URL of a remote OpenAI-compatible embeddings API (e.g. "
+        "`http://host:8000/v1`) for ingestion and search; unset uses this server's model.",
+    )
+    embeddings_key: str | None = Field(
+        None, description="API key for `EMBEDSEARCH_EMBEDDINGS_URL`."
+    )
     batch_tokens: int = Field(
         16_384, description="Token budget of one model batch (padded length x batch size)."
     )

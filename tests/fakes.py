@@ -24,15 +24,15 @@ class FakeEncoder:
     max_tokens = 254
 
     def __init__(self, spec: ModelSpec | None = None, delay: threading.Event | None = None) -> None:
-        self.tok = tokenizer()
-        self.vocab_size = self.tok.vocab_size
+        self.tokenizer = tokenizer()
+        self.vocab_size = self.tokenizer.vocab_size
         self.table = np.random.default_rng(0).standard_normal((self.vocab_size, self.dimensions))
         self.batches: list[int] = []
         self.gate = delay  # when given, encode() waits for it: lets tests fill the queue
         self.entered = threading.Event()
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        return self.tok(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
     def encode(self, batch: list[list[int]]) -> np.ndarray:
         self.entered.set()

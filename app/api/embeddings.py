@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from app.api.auth import require_key
+from app.api.deps import EngineDep
 from app.embeddings.engine import Engine
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["embeddings"])
@@ -41,14 +42,6 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
-
-
-def get_engine(request: Request) -> Engine:
-    """The app's embeddings engine."""
-    return request.app.state.engine
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:

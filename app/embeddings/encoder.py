@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -16,6 +16,7 @@ class Encoder(Protocol):
     dimensions: int
     max_tokens: int  # content tokens that fit the window, special tokens excluded
     vocab_size: int
+    tokenizer: Any  # the model's own Hugging Face tokenizer; chunking counts with it
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens and untruncated."""

@@ -1,0 +1,9 @@
+"""Routes for clusters (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from app.api.auth import require_key
+
+router = APIRouter(dependencies=[Depends(require_key)], tags=["clusters"])

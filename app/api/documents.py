@@ -1,0 +1,231 @@
+"""Documents in and out: uploads (multipart files or JSON records), jobs, listings, deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
+from starlette.datastructures import UploadFile
+
+from app.api.auth import require_key
+from app.api.deps import IndexesDep, StoreDep
+from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
+from app.ingest.extract import Extracted, extract
+from app.ingest.jobs import Ingestor, Source
+from app.store.database import Document, Job
+
+router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class DocumentIn(BaseModel):
+    """One document given as JSON."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: StrictStr = Field(min_length=1, description="The document's text.")
+    title: StrictStr | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    external_id: StrictStr | None = Field(None, description="Your id; re-sending it replaces.")
+
+
+class DocumentsIn(BaseModel):
+    """A JSON upload: many documents, or one given at the top level."""
+
+    collection: StrictStr = "default"
+    documents: list[DocumentIn] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_document(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "documents" not in value and "text" in value:
+            return {"collection": value.get("collection", "default"), "documents": [value]}
+        return value
+
+
+def get_ingestor(request: Request) -> Ingestor:
+    """The app's ingestion job runner."""
+    return request.app.state.ingestor
+
+
+IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+
+
+def check_collection_name(name: str) -> str:
+    """A collection name is 1-64 letters, digits, '_', '.' or '-', starting alphanumeric."""
+    if not COLLECTION_NAME.match(name):
+        raise BadRequest(
+            f"Invalid collection name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit.",
+            param="collection",
+        )
+    return name
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job as the API shows it."""
+    result = job.result or {}
+    return {
+        "id": job.id,
+        "object": "ingestion.job",
+        "collection": job.collection,
+        "state": job.state,
+        "progress": {"done": job.done, "total": job.total},
+        "error": job.error,
+        "documents": [i for f in result.get("files", []) for i in f["documents"]],
+        "result": job.result,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+
+
+def document_json(document: Document) -> dict[str, Any]:
+    """A document's metadata (and text, when loaded) as the API shows it."""
+    body = {"object": "document", **document.__dict__}
+    if body["text"] is None:
+        del body["text"]
+    return body
+
+
+async def _sources_from_form(
+    request: Request, max_files: int
+) -> tuple[str, list[tuple[Source, AppError | None]]]:
+    async with request.form(max_files=max_files, max_fields=100) as form:
+        uploads = [
+            f for f in [*form.getlist("files"), *form.getlist("file")] if isinstance(f, UploadFile)
+        ]
+        if not uploads:
+            raise BadRequest("Attach at least one file as form field 'files'.", param="files")
+        collection = form.get("collection") or "default"
+        if not isinstance(collection, str):
+            raise BadRequest("'collection' must be a text field.", param="collection")
+        sources = []
+        for upload in uploads:
+            data = await upload.read()
+            sources.append(await asyncio.to_thread(_extract, upload.filename or "upload", data))
+    return collection, sources
+
+
+def _extract(name: str, data: bytes) -> tuple[Source, AppError | None]:
+    """Extract one file; a failure stays with its file, so the rest of a batch can go in."""
+    try:
+        return Source(name, extract(name, data)), None
+    except AppError as error:
+        return Source(name, error=error.message), error
+
+
+def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]]:
+    documents = [
+        Extracted(
+            title=d.title or d.text[:60].split("\n")[0],
+            text=d.text,
+            source_type="json",
+            metadata=d.metadata,
+            external_id=d.external_id,
+        )
+        for d in body.documents
+    ]
+    return [(Source("request.json", documents), None)]
+
+
+async def _read_json(request: Request) -> DocumentsIn:
+    try:
+        return DocumentsIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        if first["type"] == "json_invalid":
+            raise BadRequest("The body is not valid JSON.") from None
+        raise BadRequest(f"Invalid value for '{where}': {first['msg']}.", param=where) from None
+
+
+@router.post("/api/documents", status_code=202)
+async def create_documents(
+    request: Request,
+    ingestor: IngestorDep,
+    wait: Annotated[bool, Query(description="Answer only when the job has finished.")] = False,
+) -> JSONResponse:
+    """Upload documents: multipart files (field `files`) or JSON records; runs as a job."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        collection, extracted = await _sources_from_form(
+            request, request.app.state.settings.max_files_per_upload
+        )
+    elif "json" in content_type:
+        body = await _read_json(request)
+        collection, extracted = body.collection, _sources_from_json(body)
+    else:
+        raise UnsupportedMediaType(
+            "Upload files as multipart/form-data (field 'files') or send JSON records with "
+            "'Content-Type: application/json'."
+        )
+    check_collection_name(collection)
+    sources = [source for source, _ in extracted]
+    failures = [failure for _, failure in extracted if failure is not None]
+    if len(failures) == len(sources):  # nothing to ingest: answer with the reason now
+        if len(failures) == 1:
+            raise failures[0]
+        reasons = "; ".join(f"{s.name}: {s.error}" for s in sources)
+        raise Unprocessable(f"None of the files could be read. {reasons}")
+    job, done = ingestor.submit(collection, sources)
+    if wait:
+        return JSONResponse(job_json(await asyncio.wrap_future(done)), status_code=200)
+    return JSONResponse(job_json(job), status_code=202)
+
+
+@router.get("/api/jobs/{job_id}")
+def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
+    """An ingestion job's state and progress."""
+    return job_json(store.get_job(job_id))
+
+
+@router.get("/api/documents")
+def list_documents(
+    store: StoreDep,
+    collection: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Documents, newest first, optionally of one collection."""
+    collection_id = store.get_collection(collection).id if collection else None
+    documents, total = store.list_documents(collection_id, limit=limit, offset=offset)
+    return {
+        "object": "list",
+        "data": [document_json(d) for d in documents],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/api/documents/{document_id}")
+def get_document(document_id: int, store: StoreDep) -> dict[str, Any]:
+    """A document with its text and its chunks (with character offsets)."""
+    document = store.get_document(document_id)
+    chunks = [
+        {k: v for k, v in c.__dict__.items() if k not in ("document_id", "collection_id")}
+        for c in store.get_chunks(document_id)
+    ]
+    return {**document_json(document), "chunks": chunks}
+
+
+@router.delete("/api/documents/{document_id}")
+def delete_document(document_id: int, store: StoreDep, indexes: IndexesDep) -> dict[str, Any]:
+    """Delete a document, its chunks and their vectors."""
+    collection_id = store.get_document(document_id).collection_id
+    removed = store.delete_document(document_id)
+    indexes.remove(collection_id, np.array(removed, dtype=np.int64))
+    indexes.save(collection_id)
+    return {"id": document_id, "object": "document", "deleted": True}
+
+
+@router.get("/api/collections")
+def list_collections(store: StoreDep) -> dict[str, Any]:
+    """Collections with their model and document and chunk counts."""
+    return {"object": "list", "data": [c.__dict__ for c in store.list_collections()]}

@@ -1,0 +1,168 @@
+"""Split document text into chunks that fit the embedding model's window."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from dataclasses import dataclass, replace
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+MODEL_WINDOW = 256  # all-MiniLM-L6-v2's max_seq_length, [CLS] and [SEP] included
+
+# Where a chunk may end, best first: a blank line, the end of a sentence, any whitespace.
+# Each match ends where the next chunk's first token may start.
+_CUTS = (
+    re.compile(r"\n[^\S\n]*\n\s*"),
+    re.compile(r"[.!?…][\"'”’)\]]*\s+|[。！？]\s*"),
+    re.compile(r"\s+"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A slice ``document_text[start:end]`` and the heading path it sits under."""
+
+    text: str
+    start: int
+    end: int
+    section: str
+    token_count: int
+
+    @property
+    def embed_text(self) -> str:
+        """The text given to the model: the section path, then the chunk."""
+        return f"{self.section}\n{self.text}" if self.section else self.text
+
+
+def chunk_text(
+    text: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_tokens: int = 200,
+    overlap: int = 40,
+    sections: list[tuple[int, str]] | None = None,
+) -> list[Chunk]:
+    """Chunks of ``text`` whose ``embed_text`` fits ``max_tokens``, none crossing a section."""
+    if not 0 < max_tokens <= MODEL_WINDOW - 2:
+        raise ValueError(
+            f"max_tokens must be between 1 and {MODEL_WINDOW - 2} (the model window of "
+            f"{MODEL_WINDOW} less [CLS] and [SEP]), got {max_tokens}"
+        )
+    if not 0 <= overlap < max_tokens:
+        raise ValueError(f"overlap must be at least 0 and below max_tokens, got {overlap}")
+    spans = _spans(text, sections or [])
+    if not spans:
+        return []
+    # One batched tokenizer call for every span and heading path: per-sentence calls are slow.
+    # verbose=False: inputs longer than the model's window are expected, splitting them is our job.
+    encoded = tokenizer(
+        [text[start:end] for start, end, _ in spans] + [path for _, _, path in spans],
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        verbose=False,
+    )
+    offsets, n = encoded["offset_mapping"], len(spans)
+    chunks: list[Chunk] = []
+    for k, (start, _, path) in enumerate(spans):
+        # A heading path may take at most half the budget, so that some text always fits.
+        head = _whole_words(encoded.word_ids(n + k), max_tokens // 2)
+        splitter = _Splitter(
+            text=text,
+            tokens=[(start + a, start + b) for a, b in offsets[k]],
+            words=encoded.word_ids(k),
+            section=path[: offsets[n + k][head - 1][1]] if head else "",
+            head=head,
+            tokenizer=tokenizer,
+            max_tokens=max_tokens,
+        )
+        chunks += splitter.split(overlap)
+    return chunks
+
+
+def _spans(text: str, sections: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    """``(start, end, heading path)`` of each non-blank section, text before the first included."""
+    marks = [(0, ""), *sorted(sections)]
+    ends = [start for start, _ in marks[1:]] + [len(text)]
+    return [
+        (start, end, path)
+        for (start, path), end in zip(marks, ends, strict=True)
+        if text[start:end].strip()
+    ]
+
+
+def _whole_words(words: list[int], limit: int) -> int:
+    """How many leading tokens to keep, at most ``limit``, without splitting a word."""
+    if len(words) <= limit:
+        return len(words)
+    while limit and words[limit - 1] == words[limit]:
+        limit -= 1
+    return limit
+
+
+@dataclass
+class _Splitter:
+    """Cuts one section's tokens into chunks, preferring the best boundary in reach."""
+
+    text: str
+    tokens: list[tuple[int, int]]  # character offsets of each token in text
+    words: list[int]  # word index of each token
+    section: str
+    head: int  # tokens the section path adds to each chunk
+    tokenizer: PreTrainedTokenizerBase
+    max_tokens: int
+
+    def split(self, overlap: int) -> list[Chunk]:
+        """Chunks that fit ``max_tokens``, each sharing about ``overlap`` tokens with the last."""
+        n, budget = len(self.tokens), self.max_tokens - self.head
+        if not n:  # only characters the tokenizer drops (control, zero-width): nothing to embed
+            return []
+        # Never cut before half the budget, and keep the overlap below that, so chunks
+        # stay substantial and every step moves forward.
+        overlap = min(overlap, budget // 2)
+        chunks, i = [], 0
+        while True:
+            j = n if n - i <= budget else self._best_cut(i + budget // 2 + 1, i + budget)
+            chunk, j = self._chunk(i, j)
+            chunks.append(chunk)
+            if j == n:
+                return chunks
+            i = self._word_start(max(j - overlap, i + 1), j)
+
+    def _best_cut(self, lo: int, hi: int) -> int:
+        """The last cut before a token in ``lo..hi`` of the best kind there, else ``hi``."""
+        for pattern in _CUTS:
+            matches = pattern.finditer(self.text, self.tokens[lo - 1][0], self.tokens[hi][0])
+            end = max((m.end() for m in matches), default=None)
+            if end is not None:
+                return self._token_at(end)
+        return hi
+
+    def _word_start(self, lo: int, hi: int) -> int:
+        """The first token in ``lo..hi-1`` that starts a word, else ``lo``."""
+        space = _CUTS[-1].search(self.text, self.tokens[lo - 1][1], self.tokens[hi - 1][0])
+        return self._token_at(space.end()) if space else lo
+
+    def _token_at(self, offset: int) -> int:
+        """The first token that starts at or after character ``offset``."""
+        return bisect_left(self.tokens, offset, key=itemgetter(0))
+
+    def _chunk(self, i: int, j: int) -> tuple[Chunk, int]:
+        """The chunk of tokens ``i:j``, shortened while its embed_text is over the limit."""
+        while True:
+            start, end = self.tokens[i][0], self.tokens[j - 1][1]
+            chunk = Chunk(self.text[start:end], start, end, self.section, self.head + j - i)
+            if self._splits_word(i) or self._splits_word(j):
+                # A word cut in two re-tokenizes differently: count the real thing.
+                ids = self.tokenizer(chunk.embed_text, add_special_tokens=False)["input_ids"]
+                chunk = replace(chunk, token_count=len(ids))
+            if chunk.token_count <= self.max_tokens or j - i == 1:
+                return chunk, j
+            j -= 1
+
+    def _splits_word(self, k: int) -> bool:
+        """Whether a cut before token ``k`` falls inside a word."""
+        return 0 < k < len(self.words) and self.words[k - 1] == self.words[k]

@@ -1,0 +1,241 @@
+"""Ingestion jobs: extracted documents are deduplicated, chunked, embedded and stored.
+
+Jobs run one at a time on a background thread, in the order they came. Each document is stored
+in one SQLite transaction and then added to the vector index; the index file is saved as the job
+goes and at its end. A crash between the two leaves SQLite ahead of the index, and start-up
+brings the index back up to date from the stored vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.errors import AppError
+from app.ingest.chunking import Chunk, chunk_text
+from app.ingest.embedder import Embedder
+from app.ingest.extract import Extracted
+from app.store.database import ChunkRecord, Collection, Job, Store
+from app.store.indexes import Indexes
+
+log = logging.getLogger("embedsearch.ingest")
+
+GROUP_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
+SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+
+
+@dataclass
+class Source:
+    """One uploaded file (or JSON body): its extracted documents, or why it failed, and what
+    became of them."""
+
+    name: str
+    documents: list[Extracted] = field(default_factory=list)
+    error: str | None = None
+    added: int = 0
+    replaced: int = 0
+    duplicate: int = 0
+    document_ids: list[int] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """failed, replaced, added or duplicate: what happened to the file as a whole."""
+        if self.error:
+            return "failed"
+        if self.replaced:
+            return "replaced"
+        if self.added:
+            return "added"
+        return "duplicate" if self.duplicate else "queued"
+
+    def summary(self) -> dict[str, Any]:
+        """The file's outcome as JSON."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "added": self.added,
+            "replaced": self.replaced,
+            "duplicate": self.duplicate,
+            "documents": self.document_ids,
+            "error": self.error,
+        }
+
+
+@dataclass
+class _Pending:
+    source: Source
+    document: Extracted
+    chunks: list[Chunk]
+    content_hash: str
+    replace_id: int | None
+
+
+class Ingestor:
+    """Runs ingestion jobs against a store, its indexes and an embedder."""
+
+    def __init__(
+        self,
+        store: Store,
+        indexes: Indexes,
+        embedder: Embedder,
+        tokenizer: Callable[[], Any],
+        *,
+        chunk_tokens: int = 200,
+        chunk_overlap: int = 40,
+    ) -> None:
+        self.store = store
+        self.indexes = indexes
+        self.embedder = embedder
+        self.tokenizer = tokenizer  # called when a job runs: the model may still be loading
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self._runner = ThreadPoolExecutor(1, thread_name_prefix="embedsearch-ingest")
+
+    def submit(self, collection: str, sources: list[Source]) -> tuple[Job, Future[Job]]:
+        """Queue a job; returns it and a future that resolves when it ends."""
+        job = self.store.create_job(collection, total=0)
+        return job, self._runner.submit(self.run, job.id, collection, sources)
+
+    def shutdown(self) -> None:
+        """Finish the running job and drop queued ones (they are marked failed at next start)."""
+        self._runner.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
+        """Run one job to the end; a failing document fails alone, with its reason."""
+        try:
+            return self._run(job_id, collection, sources)
+        except Exception as exc:  # the job fails, with its reason; the server carries on
+            log.exception("Ingestion job %s failed", job_id)
+            message = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            return self.store.update_job(job_id, state="failed", error=message)
+
+    def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
+        self.store.update_job(job_id, state="extracting")
+        pending = list(self._plan(collection, sources))
+        total = sum(len(p.chunks) for p in pending)
+        self.store.update_job(job_id, state="embedding", total=total, result=_summary(sources))
+        done = 0
+        target: Collection | None = None
+        saved = time.monotonic()
+        for group, vectors in self._embedded(_groups(pending)):
+            if target is None:
+                target = self.store.ensure_collection(
+                    collection, self.embedder.model, vectors.shape[1], self.embedder.backend
+                )
+            offset = 0
+            for item in group:
+                rows = vectors[offset : offset + len(item.chunks)]
+                offset += len(item.chunks)
+                self._store(target, item, rows)
+            done += offset
+            if time.monotonic() - saved > SAVE_EVERY:
+                self.indexes.save(target.id)
+                saved = time.monotonic()
+            self.store.update_job(job_id, done=done, result=_summary(sources))
+        if target is not None:
+            self.indexes.save(target.id)
+        return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
+
+    def _plan(self, collection: str, sources: list[Source]) -> Iterator[_Pending]:
+        """Chunk every new document; count duplicates; find the documents being replaced."""
+        existing = _existing_collection(self.store, collection)
+        tokenizer = self.tokenizer()
+        seen: set[str] = set()
+        for source in sources:
+            for document in source.documents:
+                digest = hashlib.sha256(document.text.encode()).hexdigest()
+                if digest in seen or (
+                    existing and self.store.find_document(existing.id, content_hash=digest)
+                ):
+                    source.duplicate += 1
+                    continue
+                seen.add(digest)
+                chunks = chunk_text(
+                    document.text,
+                    tokenizer,
+                    max_tokens=self.chunk_tokens,
+                    overlap=self.chunk_overlap,
+                    sections=document.sections,
+                )
+                replace = existing and self._replaced(existing.id, source, document)
+                yield _Pending(source, document, chunks, digest, replace.id if replace else None)
+
+    def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Any:
+        if document.external_id:
+            return self.store.find_document(collection_id, external_id=document.external_id)
+        if len(source.documents) == 1:  # a file's name identifies it; a bulk record's does not
+            return self.store.find_document(collection_id, source_name=source.name)
+        return None
+
+    def _embedded(
+        self, groups: Iterable[list[_Pending]]
+    ) -> Iterator[tuple[list[_Pending], np.ndarray]]:
+        """Embed group after group, the next one while the caller stores the last."""
+        with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
+            previous: tuple[list[_Pending], Future[np.ndarray]] | None = None
+            for group in groups:
+                texts = [chunk.embed_text for item in group for chunk in item.chunks]
+                current = (group, pool.submit(self.embedder.embed, texts))
+                if previous:
+                    yield previous[0], previous[1].result()
+                previous = current
+            if previous:
+                yield previous[0], previous[1].result()
+
+    def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
+        document = item.document
+        fields = {
+            "title": document.title,
+            "source_name": item.source.name,
+            "source_type": document.source_type,
+            "size": len(document.text.encode()),
+            "content_hash": item.content_hash,
+            "external_id": document.external_id,
+            "metadata": document.metadata,
+            "text": document.text,
+        }
+        records = [
+            ChunkRecord(i, c.text, c.start, c.end, c.token_count, c.section or None)
+            for i, c in enumerate(item.chunks)
+        ]
+        added = self.store.add_document(target.id, fields, records, vectors, item.replace_id)
+        if added.removed_ids:
+            self.indexes.remove(target.id, np.array(added.removed_ids, dtype=np.int64))
+        self.indexes.add(target.id, np.array(added.chunk_ids, dtype=np.int64), vectors)
+        if item.replace_id:
+            item.source.replaced += 1
+        else:
+            item.source.added += 1
+        item.source.document_ids.append(added.document_id)
+
+
+def _existing_collection(store: Store, name: str) -> Collection | None:
+    return next((c for c in store.list_collections() if c.name == name), None)
+
+
+def _groups(pending: list[_Pending]) -> Iterator[list[_Pending]]:
+    group: list[_Pending] = []
+    size = 0
+    for item in pending:
+        if not item.chunks:
+            continue
+        group.append(item)
+        size += len(item.chunks)
+        if size >= GROUP_CHUNKS:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _summary(sources: list[Source]) -> dict[str, Any]:
+    files = [source.summary() for source in sources]
+    totals = {key: sum(f[key] for f in files) for key in ("added", "replaced", "duplicate")}
+    return {**totals, "failed": sum(1 for f in files if f["error"]), "files": files}

@@ -1,0 +1,161 @@
+"""Embeddings benchmark: the raw engine in-process against the HTTP endpoint, in one run.
+
+Raw: the bundled model's encoder (tokenise + forward), best batch size, texts/s, and the latency
+of a batch of one. HTTP: a real server on 127.0.0.1; 1, 4, 16 and 64 concurrent clients each
+sending 1-8 short texts (SciFact claims) per request, as the openai client does (base64).
+
+    python -m bench.embeddings [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.server import running_server
+
+CLAIMS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/queries.jsonl"
+
+
+def short_texts() -> list[str]:
+    """Real short texts: SciFact's claims (about 15-25 tokens each)."""
+    with CLAIMS.open() as f:
+        return [json.loads(line)["text"] for line in f]
+
+
+def raw_engine(texts: list[str], seconds: float) -> dict:
+    """Texts/s of the encoder alone at several batch sizes, and batch-of-one latency."""
+    from app.embeddings.encoder import SentenceTransformerEncoder
+    from app.embeddings.models import bundled_minilm
+
+    encoder = SentenceTransformerEncoder(bundled_minilm())
+    encoder.encode(encoder.tokenize(texts[:8]))  # warm up
+    rates = {}
+    for size in (1, 8, 32, 64, 128):
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            batch = texts[done % len(texts) :][:size] or texts[:size]
+            encoder.encode(encoder.tokenize(batch))
+            done += len(batch)
+        rates[size] = done / (time.perf_counter() - start)
+    latencies = []
+    for text in texts[:200]:
+        start = time.perf_counter()
+        encoder.encode(encoder.tokenize([text]))
+        latencies.append((time.perf_counter() - start) * 1000)
+    best = max(rates, key=rates.get)
+    return {
+        "texts_per_s_by_batch": rates,
+        "best_batch": best,
+        "texts_per_s": rates[best],
+        "single_p50_ms": statistics.median(latencies),
+    }
+
+
+async def http_load(url: str, texts: list[str], clients: int, seconds: float) -> dict:
+    """Texts/s and latency with ``clients`` concurrent clients for ``seconds``."""
+    rng = random.Random(clients)
+    latencies: list[float] = []
+    count = 0
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal count, errors
+        while time.perf_counter() < deadline:
+            batch = rng.sample(texts, rng.randint(1, 8))
+            body = {"model": "all-MiniLM-L6-v2", "input": batch, "encoding_format": "base64"}
+            start = time.perf_counter()
+            r = await http.post("/v1/embeddings", json=body)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if r.status_code == 200:
+                count += len(batch)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "clients": clients,
+        "texts_per_s": count / elapsed,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+    }
+
+
+async def single_latency(url: str, texts: list[str], n: int = 200) -> float:
+    """p50 latency of one short text, one request at a time."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        latencies = []
+        for text in texts[:n]:
+            start = time.perf_counter()
+            await http.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": text})
+            latencies.append((time.perf_counter() - start) * 1000)
+    return statistics.median(latencies)
+
+
+def run(quick: bool = False) -> dict:
+    """Measure raw and HTTP in one run and return the figures with their ratios."""
+    texts = short_texts()
+    seconds = 3 if quick else 10
+    raw = raw_engine(texts, seconds / 2)
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as (url, _, _):
+        asyncio.run(http_load(url, texts, 4, 2))  # warm up
+        single = asyncio.run(single_latency(url, texts, 50 if quick else 200))
+        loads = [asyncio.run(http_load(url, texts, c, seconds)) for c in (1, 4, 16, 64)]
+    for load in loads:
+        load["ratio_to_raw"] = load["texts_per_s"] / raw["texts_per_s"]
+    return {
+        "raw": raw,
+        "http": loads,
+        "http_single_p50_ms": single,
+        "single_overhead_ms": single - raw["single_p50_ms"],
+    }
+
+
+def table(result: dict) -> str:
+    """The results as a Markdown table."""
+    raw = result["raw"]
+    lines = [
+        f"raw engine: {raw['texts_per_s']:.0f} texts/s (best batch {raw['best_batch']}); "
+        f"batch-of-one p50 {raw['single_p50_ms']:.2f} ms",
+        f"HTTP single short request p50 {result['http_single_p50_ms']:.2f} ms "
+        f"(+{result['single_overhead_ms']:.2f} ms over raw)",
+        "",
+        "| clients | texts/s | x raw | p50 ms | p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for load in result["http"]:
+        lines.append(
+            f"| {load['clients']} | {load['texts_per_s']:.0f} | {load['ratio_to_raw']:.2f} | "
+            f"{load['p50_ms']:.1f} | {load['p99_ms']:.1f} | {load['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

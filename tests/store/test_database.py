@@ -1,0 +1,383 @@
+"""The SQLite store: schema, transactional writes, lookups, keyword search and jobs."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.errors import BadRequest, Conflict, NotFound
+from app.store.database import ChunkRecord, Collection, Store, fts_query
+from tests.store.conftest import DIMENSIONS, AddDoc
+
+
+def counts(store: Store) -> tuple[int, ...]:
+    """Rows in documents, chunks and the FTS index."""
+    return tuple(
+        store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("documents", "chunks", "chunks_fts")
+    )
+
+
+def test_schema_has_tables_fts_and_lookup_indexes(store: Store) -> None:
+    assert {"collections", "documents", "chunks", "jobs", "chunks_fts"} <= set(
+        store.db.table_names()
+    )
+    assert {
+        ("collection_id", "content_hash"),
+        ("collection_id", "external_id"),
+        ("collection_id", "source_name"),
+    } <= {tuple(index.columns) for index in store.db["documents"].indexes}
+    assert {"text", "section", "start", "end", "vector"} <= set(store.db["chunks"].columns_dict)
+
+
+def test_on_disk_store_uses_wal_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    store = Store(path)
+    collection = store.ensure_collection("docs", "m", 4, "faiss")
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    store.close()
+    reopened = Store(path)  # creating the schema again must be a no-op
+    assert reopened.get_collection("docs").id == collection.id
+    reopened.close()
+
+
+def test_ensure_collection_creates_once(store: Store, collection: Collection) -> None:
+    again = store.ensure_collection("notes", "test-model", DIMENSIONS, "faiss")
+    assert again.id == collection.id
+    assert [c.name for c in store.list_collections()] == ["notes"]
+
+
+@pytest.mark.parametrize(("model", "dimensions"), [("other-model", DIMENSIONS), ("test-model", 8)])
+def test_ensure_collection_refuses_another_model(
+    store: Store, collection: Collection, model: str, dimensions: int
+) -> None:
+    with pytest.raises(Conflict, match="never mixes models.*another collection name"):
+        store.ensure_collection("notes", model, dimensions, "faiss")
+
+
+def test_get_collection_not_found_says_what_to_do(store: Store) -> None:
+    with pytest.raises(NotFound, match="No collection named 'missing'. Ingest"):
+        store.get_collection("missing")
+
+
+def test_list_collections_counts_documents_and_chunks(store: Store, add_doc: AddDoc) -> None:
+    other = store.ensure_collection("other", "test-model", DIMENSIONS, "faiss")
+    add_doc(["a", "b", "c"])
+    add_doc(["d", "e"])
+    add_doc(["f"], collection_id=other.id)
+    assert [(c.name, c.documents, c.chunks) for c in store.list_collections()] == [
+        ("notes", 2, 5),
+        ("other", 1, 1),
+    ]
+
+
+def test_add_document_stores_fields_chunks_and_exact_vectors(
+    store: Store, collection: Collection
+) -> None:
+    vectors = np.random.default_rng(7).normal(size=(2, DIMENSIONS)).astype(np.float32)
+    chunks = [ChunkRecord(0, "alpha", 0, 5, 1, "Intro"), ChunkRecord(1, "beta", 6, 10, 1)]
+    fields = {
+        "title": "Greek",
+        "source_name": "greek.txt",
+        "source_type": "text/plain",
+        "size": 10,
+        "content_hash": "abc",
+        "external_id": "ext-1",
+        "metadata": {"lang": "el"},
+        "text": "alpha beta",
+    }
+    result = store.add_document(collection.id, fields, chunks, vectors)
+
+    document = store.get_document(result.document_id)
+    assert (document.title, document.text, document.metadata) == (
+        "Greek",
+        "alpha beta",
+        {"lang": "el"},
+    )
+    assert document.chunk_count == 2
+    stored = store.get_chunks(result.document_id)
+    assert [(c.id, c.seq, c.text, c.section, c.start, c.end) for c in stored] == [
+        (result.chunk_ids[0], 0, "alpha", "Intro", 0, 5),
+        (result.chunk_ids[1], 1, "beta", None, 6, 10),
+    ]
+    ids, matrix = store.chunk_vectors(collection.id)
+    assert ids.tolist() == result.chunk_ids
+    assert matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix, vectors)
+    assert store.get_collection("notes").version == collection.version + 1
+
+
+def test_wrong_vector_shape_is_rejected_without_rows(store: Store, collection: Collection) -> None:
+    chunks = [ChunkRecord(0, "one", 0, 3, 1), ChunkRecord(1, "two", 4, 7, 1)]
+    fields = {"title": "t", "source_name": "s", "source_type": "text/plain", "size": 7}
+    fields |= {"content_hash": "h", "text": "one two"}
+    for vectors in (np.zeros((1, DIMENSIONS)), np.zeros((2, DIMENSIONS + 1))):
+        with pytest.raises(BadRequest, match="Expected 2 vectors"):
+            store.add_document(collection.id, fields, chunks, vectors)
+    assert counts(store) == (0, 0, 0)
+    assert store.get_collection("notes").version == collection.version
+
+
+def test_failure_mid_replace_rolls_back_everything(
+    store: Store, add_doc: AddDoc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = add_doc(["old words here", "more old words"], title="Old")
+    before = counts(store)
+    version = store.get_collection("notes").version
+
+    # Fail at the very end of the transaction: after the old chunks were deleted, the
+    # document updated and the new chunks inserted.
+    def explode(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Store, "_bump_version", staticmethod(explode))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        add_doc(["new words"], title="New", replace_id=original.document_id)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        add_doc(["another document"])
+
+    assert counts(store) == before
+    assert store.get_document(original.document_id).title == "Old"
+    assert [c.id for c in store.get_chunks(original.document_id)] == original.chunk_ids
+    assert store.get_collection("notes").version == version
+    collection_id = store.get_collection("notes").id
+    assert store.keyword_search(collection_id, "new another", 10) == []
+    assert {i for i, _ in store.keyword_search(collection_id, "old", 10)} == set(original.chunk_ids)
+
+
+def test_replace_keeps_document_id_and_returns_removed_chunks(
+    store: Store, add_doc: AddDoc
+) -> None:
+    first = add_doc(["first version"], external_id="doc-1")
+    created = store.get_document(first.document_id).created_at
+    second = add_doc(["second version", "with two chunks"], replace_id=first.document_id)
+
+    assert second.document_id == first.document_id
+    assert second.removed_ids == first.chunk_ids
+    assert not set(second.chunk_ids) & set(first.chunk_ids)
+    document = store.get_document(first.document_id)
+    assert (document.text, document.chunk_count, document.created_at) == (
+        "second version\nwith two chunks",
+        2,
+        created,
+    )
+    assert counts(store) == (1, 2, 2)
+    ids, _ = store.chunk_vectors(store.get_collection("notes").id)
+    assert ids.tolist() == second.chunk_ids
+
+
+def test_replace_of_a_document_in_another_collection_is_not_found(
+    store: Store, add_doc: AddDoc
+) -> None:
+    other = store.ensure_collection("other", "test-model", DIMENSIONS, "faiss")
+    foreign = add_doc(["elsewhere"], collection_id=other.id)
+    with pytest.raises(NotFound):
+        add_doc(["hijack"], replace_id=foreign.document_id)
+    assert store.get_document(foreign.document_id).text == "elsewhere"
+
+
+def test_delete_document_removes_chunks_fts_and_bumps_version(
+    store: Store, add_doc: AddDoc
+) -> None:
+    keep = add_doc(["keep this"])
+    gone = add_doc(["delete this", "and this"])
+    version = store.get_collection("notes").version
+
+    assert store.delete_document(gone.document_id) == gone.chunk_ids
+    assert counts(store) == (1, 1, 1)
+    assert store.get_collection("notes").version == version + 1
+    assert [
+        i for i, _ in store.keyword_search(store.get_collection("notes").id, "this", 10)
+    ] == keep.chunk_ids
+    with pytest.raises(NotFound):
+        store.get_document(gone.document_id)
+    with pytest.raises(NotFound):
+        store.delete_document(gone.document_id)
+
+
+def test_ids_are_never_reused_after_deleting_the_newest(store: Store, add_doc: AddDoc) -> None:
+    # A reused chunk id would let a stale index vector stand in for a different chunk.
+    gone = add_doc(["temporary"])
+    store.delete_document(gone.document_id)
+    fresh = add_doc(["permanent"])
+    assert fresh.document_id > gone.document_id
+    assert min(fresh.chunk_ids) > max(gone.chunk_ids)
+
+
+def test_find_document_by_each_key_within_one_collection(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    other = store.ensure_collection("other", "test-model", DIMENSIONS, "faiss")
+    mine = add_doc(["x"], content_hash="h1", external_id="e1", source_name="a.txt")
+    add_doc(["y"], content_hash="h1", external_id="e1", source_name="a.txt", collection_id=other.id)
+
+    for key in ({"content_hash": "h1"}, {"external_id": "e1"}, {"source_name": "a.txt"}):
+        found = store.find_document(collection.id, **key)
+        assert found is not None and found.id == mine.document_id
+    assert store.find_document(collection.id, content_hash="h1", source_name="b.txt") is None
+    assert store.find_document(collection.id, content_hash="nope") is None
+    with pytest.raises(TypeError):
+        store.find_document(collection.id)
+
+
+def test_find_document_returns_the_newest_match(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    add_doc(["v1"], source_name="same.txt")
+    newest = add_doc(["v2"], source_name="same.txt")
+    found = store.find_document(collection.id, source_name="same.txt")
+    assert found is not None and found.id == newest.document_id
+
+
+def test_list_documents_pages_newest_first_with_total(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    other = store.ensure_collection("other", "test-model", DIMENSIONS, "faiss")
+    ids = [add_doc([f"doc {i}"]).document_id for i in range(5)]
+    add_doc(["elsewhere"], collection_id=other.id)
+
+    page, total = store.list_documents(collection.id, limit=2, offset=1)
+    assert ([d.id for d in page], total) == ([ids[3], ids[2]], 5)
+    assert all(d.text is None for d in page)  # listings leave the text out
+    assert store.list_documents(limit=100)[1] == 6
+
+
+def test_chunk_lookups(store: Store, collection: Collection, add_doc: AddDoc) -> None:
+    a = add_doc(["one", "two"])
+    b = add_doc(["three"])
+    assert store.get_chunk(b.chunk_ids[0]).text == "three"
+    with pytest.raises(NotFound):
+        store.get_chunk(999)
+    found = store.get_chunks_by_id([b.chunk_ids[0], a.chunk_ids[0], 999])
+    assert {i: c.text for i, c in found.items()} == {a.chunk_ids[0]: "one", b.chunk_ids[0]: "three"}
+    ids, vectors = store.chunk_vectors(collection.id, [b.chunk_ids[0], a.chunk_ids[1]])
+    assert ids.tolist() == [a.chunk_ids[1], b.chunk_ids[0]]
+    assert vectors.shape == (2, DIMENSIONS)
+    assert store.chunk_ids(collection.id).tolist() == [*a.chunk_ids, *b.chunk_ids]
+
+
+def test_keyword_search_ranks_by_bm25_with_stemming(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    other = store.ensure_collection("other", "test-model", DIMENSIONS, "faiss")
+    result = add_doc(
+        [
+            "The runner was running and runs daily",
+            "A short note that mentions running once among many other unrelated words",
+            "Nothing relevant at all",
+        ]
+    )
+    add_doc(["running running running"], collection_id=other.id)
+
+    hits = store.keyword_search(collection.id, "run", 10)
+    assert [chunk_id for chunk_id, _ in hits] == result.chunk_ids[:2]
+    assert hits[0][1] > hits[1][1] > 0
+    assert store.keyword_search(collection.id, "run", 1) == hits[:1]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        '"unbalanced quote',
+        "-foo",
+        "a*",
+        "AND",
+        "OR NOT",
+        "NEAR(",
+        "NEAR(running runs, 2)",
+        "((",
+        "running)",
+        "col:running",
+        "^running",
+        "🔥🚀",
+        "running 🔥",
+        "___",
+        "",
+        "   ",
+        "'; DROP TABLE chunks; --",
+    ],
+)
+def test_keyword_search_never_raises_on_hostile_queries(
+    store: Store, collection: Collection, add_doc: AddDoc, query: str
+) -> None:
+    add_doc(["running and foo and a"])
+    hits = store.keyword_search(collection.id, query, 5)
+    assert isinstance(hits, list)
+    assert counts(store) == (1, 1, 1)
+
+
+def test_fts_query_quotes_every_word_once() -> None:
+    assert fts_query('NEAR( "Cats" -dogs a* cats 🔥 ((') == '"near" OR "cats" OR "dogs" OR "a"'
+    assert fts_query("🔥 (( -- *") == ""
+
+
+def test_keyword_search_treats_operators_as_words(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    result = add_doc(["cats AND dogs", "near the river"])
+    assert [i for i, _ in store.keyword_search(collection.id, "NEAR(", 5)] == [result.chunk_ids[1]]
+    assert store.keyword_search(collection.id, "-cats", 5)[0][0] == result.chunk_ids[0]
+    assert store.keyword_search(collection.id, "🔥 ((", 5) == []
+
+
+def test_compact_runs_after_deletes(store: Store, add_doc: AddDoc) -> None:
+    store.delete_document(add_doc(["to be vacuumed"]).document_id)
+    store.compact()
+    assert counts(store) == (0, 0, 0)
+
+
+def test_concurrent_writers_from_threads(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(10):
+                add_doc([f"thread {n} doc {i}", "second chunk"])
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert counts(store) == (40, 80, 80)
+    assert store.get_collection("notes").version == collection.version + 40
+
+
+def test_jobs_lifecycle(store: Store) -> None:
+    job = store.create_job("notes", total=3)
+    assert (job.state, job.total, job.done, job.error, job.result) == ("queued", 3, 0, None, None)
+    job = store.update_job(job.id, state="done", done=3, result={"document_ids": [1, 2]})
+    assert (job.state, job.done, job.result) == ("done", 3, {"document_ids": [1, 2]})
+    assert store.get_job(job.id) == job
+    with pytest.raises(ValueError):
+        store.update_job(job.id, state="exploded")
+    with pytest.raises(TypeError):
+        store.update_job(job.id, colour="red")
+    with pytest.raises(NotFound):
+        store.update_job("nope", done=1)
+
+
+def test_fail_unfinished_jobs_marks_only_unfinished(store: Store) -> None:
+    jobs = {state: store.create_job("notes") for state in ("queued", "extracting", "embedding")}
+    for state, job in jobs.items():
+        store.update_job(job.id, state=state)
+    done = store.update_job(store.create_job("notes").id, state="done")
+    failed = store.update_job(store.create_job("notes").id, state="failed", error="bad pdf")
+
+    assert store.fail_unfinished_jobs("interrupted by a restart") == 3
+    for job in jobs.values():
+        reloaded = store.get_job(job.id)
+        assert (reloaded.state, reloaded.error) == ("failed", "interrupted by a restart")
+    assert store.get_job(done.id).state == "done"
+    assert store.get_job(failed.id).error == "bad pdf"
+    assert store.fail_unfinished_jobs("again") == 0
