@@ -43,28 +43,32 @@ class RemoteEmbedder:
     backend = "remote"
 
     def __init__(self, url: str, key: str | None, model: str, batch: int = 256) -> None:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+        self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.requested = model
         self.model = model
         self.batch = batch
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed in requests of at most ``batch`` texts, asking for base64 (compact)."""
-        parts = [self._request(texts[i : i + self.batch]) for i in range(0, len(texts), self.batch)]
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=300) as client:
+            parts = [
+                self._request(client, texts[i : i + self.batch])
+                for i in range(0, len(texts), self.batch)
+            ]
         return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
 
-    def _request(self, texts: list[str]) -> np.ndarray:
+    def _request(self, client: httpx.Client, texts: list[str]) -> np.ndarray:
         body = {"model": self.requested, "input": texts, "encoding_format": "base64"}
         try:
-            response = self.client.post("/embeddings", json=body)
+            response = client.post("/embeddings", json=body)
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(
-                f"The embeddings service at {self.client.base_url} is unreachable: {exc}"
+                f"The embeddings service at {self.url} is unreachable: {exc}"
             ) from exc
         if response.status_code != 200:
             raise ServiceUnavailable(
-                f"The embeddings service at {self.client.base_url} answered "
+                f"The embeddings service at {self.url} answered "
                 f"{response.status_code}: {response.text[:300]}"
             )
         payload = response.json()
