@@ -170,6 +170,37 @@ def compact(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the database and a manifest to one archive."""
+    from app.store.backup import export_archive
+
+    manifest = export_archive(settings.data_dir / "embedsearch.db", Path(args.archive))
+    counts = ", ".join(f"{c['name']}: {c['documents']} documents" for c in manifest["collections"])
+    print(f"exported to {args.archive} ({counts or 'no collections'})")
+    return 0
+
+
+def import_(settings: Settings, args: argparse.Namespace) -> int:
+    """Restore an archive into an empty data directory and rebuild the indexes."""
+    from app.errors import AppError
+    from app.store.backup import import_archive
+    from app.store.database import Store
+    from app.store.indexes import Indexes
+
+    try:
+        manifest = import_archive(Path(args.archive), settings.data_dir)
+    except AppError as error:
+        print(f"embedsearch: {error.message}", file=sys.stderr)
+        return 1
+    store = Store(settings.data_dir / "embedsearch.db")
+    indexes = Indexes(store, settings.data_dir / "indexes")
+    for collection in store.list_collections():
+        indexes.rebuild(collection.id)
+    store.close()
+    print(f"imported {len(manifest['collections'])} collection(s) into {settings.data_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``embedsearch`` command."""
     parser = argparse.ArgumentParser(prog="embedsearch", description=__doc__)
@@ -191,6 +222,12 @@ def main(argv: list[str] | None = None) -> None:
         run=reindex
     )
     commands.add_parser("compact", help="Reclaim space after deletes.").set_defaults(run=compact)
+    p = commands.add_parser("export", help="Write the database and a manifest to one archive.")
+    p.add_argument("archive", help="The archive to write (.tar.gz).")
+    p.set_defaults(run=export)
+    p = commands.add_parser("import", help="Restore an archive into an empty data directory.")
+    p.add_argument("archive", help="An archive written by `embedsearch export`.")
+    p.set_defaults(run=import_)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

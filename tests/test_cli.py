@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.cli import main
 from app.settings import get_settings
+from app.store.database import Store
 from tests.conftest import API_KEY
 
 
@@ -84,3 +86,39 @@ def test_verify_repair_reindex(populated: Path, capsys) -> None:
     assert run_cli("reindex") == 0
     assert "rebuilt, 3 vectors" in capsys.readouterr().out
     assert run_cli("compact") == 0
+
+
+def test_export_import_round_trip(populated: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    archive = tmp_path / "backup.tar.gz"
+    assert run_cli("export", str(archive)) == 0
+    assert "default: 3 documents" in capsys.readouterr().out
+    restored = tmp_path / "restored"
+    monkeypatch.setenv("EMBEDSEARCH_DATA_DIR", str(restored))
+    get_settings.cache_clear()
+    assert run_cli("import", str(archive)) == 0
+    assert run_cli("verify") == 0
+    assert "default: ok" in capsys.readouterr().out
+    original, copy = Store(populated / "embedsearch.db"), Store(restored / "embedsearch.db")
+    try:
+        assert [d.text for d in _texts(original)] == [d.text for d in _texts(copy)]
+        assert np.array_equal(original.chunk_vectors(1)[1], copy.chunk_vectors(1)[1])
+    finally:
+        original.close()
+        copy.close()
+    assert run_cli("import", str(archive)) == 1  # never over an existing database
+    assert "empty data directory" in capsys.readouterr().err
+
+
+def _texts(store: Store) -> list:
+    documents, _ = store.list_documents()
+    return [store.get_document(d.id) for d in documents]
+
+
+def test_import_refuses_a_damaged_archive(tmp_path: Path, monkeypatch, capsys) -> None:
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not an archive")
+    monkeypatch.setenv("EMBEDSEARCH_DATA_DIR", str(tmp_path / "d"))
+    get_settings.cache_clear()
+    assert run_cli("import", str(bad)) == 1
+    assert "not an embedsearch export" in capsys.readouterr().err
+    get_settings.cache_clear()
