@@ -123,11 +123,9 @@ def _tally(job: dict, path: Path, totals: dict[str, int], failures: list[str]) -
 
 def verify(settings: Settings, args: argparse.Namespace) -> int:
     """Compare every collection's index with SQLite; with --repair, fix what differs."""
-    from app.store.database import Store
-    from app.store.indexes import Indexes
+    from app.main import open_store
 
-    store = Store(settings.data_dir / "embedsearch.db")
-    indexes = Indexes(store, settings.data_dir / "indexes")
+    store, indexes = open_store(settings)
     clean = True
     for collection in store.list_collections():
         report = indexes.repair(collection.id) if args.repair else indexes.check(collection.id)
@@ -145,11 +143,9 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def reindex(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild every collection's index from the vectors stored in SQLite (no re-embedding)."""
-    from app.store.database import Store
-    from app.store.indexes import Indexes
+    from app.main import open_store
 
-    store = Store(settings.data_dir / "embedsearch.db")
-    indexes = Indexes(store, settings.data_dir / "indexes")
+    store, indexes = open_store(settings)
     for collection in store.list_collections():
         indexes.rebuild(collection.id)
         print(f"{collection.name}: rebuilt, {collection.chunks} vectors")
@@ -183,17 +179,15 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
 def import_(settings: Settings, args: argparse.Namespace) -> int:
     """Restore an archive into an empty data directory and rebuild the indexes."""
     from app.errors import AppError
+    from app.main import open_store
     from app.store.backup import import_archive
-    from app.store.database import Store
-    from app.store.indexes import Indexes
 
     try:
         manifest = import_archive(Path(args.archive), settings.data_dir)
     except AppError as error:
         print(f"embedsearch: {error.message}", file=sys.stderr)
         return 1
-    store = Store(settings.data_dir / "embedsearch.db")
-    indexes = Indexes(store, settings.data_dir / "indexes")
+    store, indexes = open_store(settings)
     for collection in store.list_collections():
         indexes.rebuild(collection.id)
     store.close()

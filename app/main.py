@@ -7,19 +7,22 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
+import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search
-from app.api.middleware import BodyLimit, RequestMetrics
-from app.embeddings.encoder import Encoder, SentenceTransformerEncoder
+from app.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.embeddings.onnx import load_encoder
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
 from app.ingest.jobs import Ingestor
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
 from app.store.indexes import Indexes
+from app.web import install as install_web
 
 log = logging.getLogger("embedsearch")
 
@@ -32,7 +35,13 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
     registry.resolve(settings.model)  # fail fast on a default model that is not served
     return Engine(
         registry,
-        load or partial(SentenceTransformerEncoder, threads=settings.torch_threads),
+        load
+        or partial(
+            load_encoder,
+            backend=settings.backend,
+            data_dir=settings.data_dir,
+            threads=settings.torch_threads,
+        ),
         limits=Limits(
             max_inputs=settings.max_inputs_per_request,
             max_tokens=settings.max_tokens_per_request,
@@ -42,6 +51,19 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
         max_queued=settings.max_queued_inputs,
         metrics=metrics,
     )
+
+
+def open_store(settings: Settings) -> tuple[Store, Indexes]:
+    """The SQLite store and its vector indexes under the data directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.data_dir / "embedsearch.db")
+    indexes = Indexes(
+        store,
+        settings.data_dir / "indexes",
+        exact_max=settings.index_exact_max,
+        nprobe=settings.index_nprobe,
+    )
+    return store, indexes
 
 
 def build_embedder(settings: Settings, engine: Engine) -> Embedder:
@@ -56,9 +78,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     settings = settings or get_settings()
     metrics = Metrics()
     engine = build_engine(settings, metrics, load)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir / "embedsearch.db")
-    indexes = Indexes(store, settings.data_dir / "indexes")
+    store, indexes = open_store(settings)
     embedder = build_embedder(settings, engine)
     ingestor = Ingestor(
         store,
@@ -71,6 +91,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        faiss.omp_set_num_threads(1)  # one query at a time: threads only fight the model for cores
         engine.start()
         interrupted = store.fail_unfinished_jobs("Interrupted: the server stopped during this job.")
         if interrupted:
@@ -94,6 +115,8 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         summary="Self-hosted semantic search on an OpenAI-compatible embeddings endpoint.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by app.web from vendored Swagger UI assets, so it works offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -108,10 +131,12 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(clusters.router)
+    install_web(app)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(SecurityHeaders)  # outermost: every response gets the headers
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,20 @@ class Settings(BaseSettings):
         16_384, description="Most inputs waiting for the model; more are refused with 429."
     )
     torch_threads: int = Field(0, description="Threads for the model; 0 lets torch decide.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="Model runtime: `torch`, `onnx` or `onnx-int8` (ONNX builds are cached under "
+        "the data directory; one whose vectors drift from torch's falls back to torch).",
+    )
+    index_exact_max: int = Field(
+        200_000,
+        description="Vectors in a collection above which its index turns from exact search to "
+        "approximate (IVF); back to exact below half of it.",
+    )
+    index_nprobe: int = Field(
+        32,
+        description="Lists an approximate (IVF) index searches per query: more is slower, surer.",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

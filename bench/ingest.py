@@ -75,7 +75,9 @@ def end_to_end(docs: list[dict], workdir: Path) -> dict:
         seconds = time.perf_counter() - start
         job = response.json()
         status = Path(f"/proc/{proc.pid}/status").read_text()
-        peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+        peak_kb = int(
+            next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]
+        )
         collection = httpx.get(f"{url}/api/collections").json()["data"][0]
     disk = sum(p.stat().st_size for p in (workdir / "data").rglob("*") if p.is_file())
     chunks = collection["chunks"]

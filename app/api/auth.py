@@ -1,4 +1,4 @@
-"""Bearer API keys: with none configured the API is open."""
+"""API keys, sent as a Bearer header or in the sign-in cookie: with none configured the API is open."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.errors import Unauthorized
+
+COOKIE = "embedsearch_key"  # set by the sign-in page: HttpOnly, SameSite=Strict
 
 
 def check_key(presented: str | None, keys: list[str]) -> None:
@@ -34,9 +36,14 @@ def bearer(request: Request) -> str | None:
     return key.strip() or None if scheme.lower() == "bearer" else None
 
 
+def presented_key(request: Request) -> str | None:
+    """The key from the Bearer header, else from the sign-in cookie."""
+    return bearer(request) or request.cookies.get(COOKIE) or None
+
+
 def require_key(request: Request) -> None:
     """Dependency: the request carries a valid API key (when keys are configured)."""
-    check_key(bearer(request), request.app.state.settings.api_keys)
+    check_key(presented_key(request), request.app.state.settings.api_keys)
 
 
 KeyDep = Annotated[None, Depends(require_key)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import Field
 
 from app.embeddings.engine import Engine
 from app.settings import Settings
@@ -36,3 +37,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IndexesDep = Annotated[Indexes, Depends(get_indexes)]
+
+# SQLite integers are signed 64-bit: a larger id can name nothing, and must not reach the driver.
+SQLITE_MAX_INT = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=SQLITE_MAX_INT)]
+DocumentId = Annotated[int, Path(ge=1, le=SQLITE_MAX_INT, description="A document id.")]
+ChunkId = Annotated[int, Path(ge=1, le=SQLITE_MAX_INT, description="A chunk id.")]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, m
 from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
-from app.api.deps import IndexesDep, StoreDep
+from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.extract import Extracted, extract
 from app.ingest.jobs import Ingestor, Source
@@ -190,7 +190,7 @@ def list_documents(
     store: StoreDep,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT)] = 0,
 ) -> dict[str, Any]:
     """Documents, newest first, optionally of one collection."""
     collection_id = store.get_collection(collection).id if collection else None
@@ -205,7 +205,7 @@ def list_documents(
 
 
 @router.get("/api/documents/{document_id}")
-def get_document(document_id: int, store: StoreDep) -> dict[str, Any]:
+def get_document(document_id: DocumentId, store: StoreDep) -> dict[str, Any]:
     """A document with its text and its chunks (with character offsets)."""
     document = store.get_document(document_id)
     chunks = [
@@ -216,7 +216,9 @@ def get_document(document_id: int, store: StoreDep) -> dict[str, Any]:
 
 
 @router.delete("/api/documents/{document_id}")
-def delete_document(document_id: int, store: StoreDep, indexes: IndexesDep) -> dict[str, Any]:
+def delete_document(
+    document_id: DocumentId, store: StoreDep, indexes: IndexesDep
+) -> dict[str, Any]:
     """Delete a document, its chunks and their vectors."""
     collection_id = store.get_document(document_id).collection_id
     removed = store.delete_document(document_id)

@@ -21,7 +21,23 @@ def health(request: Request) -> JSONResponse:
         body, status = {"status": "ok", "ready": True}, 200
     else:
         body, status = {"status": "loading", "ready": False}, 503
-    return JSONResponse({**body, "models": list(engine.registry.specs)}, status_code=status)
+    return JSONResponse(
+        {**body, "models": list(engine.registry.specs), **_backend(request)}, status_code=status
+    )
+
+
+def _backend(request: Request) -> dict[str, str]:
+    """Which runtime serves the default model, what was asked for, and why they differ if so."""
+    engine = request.app.state.engine
+    requested = request.app.state.settings.backend
+    encoder = engine.encoders.get(engine.spec().id) if engine.ready.is_set() else None
+    if encoder is None:
+        return {"requested_backend": requested}
+    info = {"backend": getattr(encoder, "backend", "torch"), "requested_backend": requested}
+    fallback = getattr(encoder, "fallback", None)
+    if fallback:
+        info["fallback"] = fallback
+    return info
 
 
 @router.get("/health/live")

@@ -1,9 +1,245 @@
-"""Routes for search (being written)."""
+"""Routes for search, "more like this", nearest neighbours and text similarity."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from app.api.auth import require_key
+from app.api.deps import SQLITE_MAX_INT, ChunkId, DocumentId, IndexesDep, RowId, StoreDep
+from app.errors import BadRequest
+from app.ingest.embedder import Embedder
+from app.search import Filters, Hit, Neighbor, Page, Searcher, SearchQuery
+from app.search.search import MAX_RESULTS
+from app.store.database import Chunk, Document
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
+
+Scalar = StrictStr | StrictInt | StrictFloat | bool | None
+MAX_SIMILARITY_TEXTS = 256  # a full matrix of n texts is n² numbers
+
+
+def get_embedder(request: Request) -> Embedder:
+    """What the app embeds queries with (the same model ingestion used)."""
+    return request.app.state.embedder
+
+
+def get_searcher(store: StoreDep, indexes: IndexesDep, request: Request) -> Searcher:
+    """A searcher over the app's store, indexes and embedder."""
+    return Searcher(store, indexes, get_embedder(request))
+
+
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
+EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+class FiltersIn(BaseModel):
+    """Which documents may match; every given condition must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[Annotated[StrictInt, Field(ge=1, le=SQLITE_MAX_INT)]] = Field(
+        default_factory=list, description="Only these."
+    )
+    source_types: list[StrictStr] = Field(
+        default_factory=list, description="Only these source types, e.g. 'text/markdown'."
+    )
+    metadata: dict[str, Scalar] = Field(
+        default_factory=dict, description="Top-level metadata fields that must equal these."
+    )
+
+    def domain(self) -> Filters:
+        """The search layer's filters."""
+        return Filters(tuple(self.document_ids), tuple(self.source_types), self.metadata)
+
+
+class SearchIn(BaseModel):
+    """A search request."""
+
+    # A misspelt field (say 'mdoe') must fail loudly rather than search with the default.
+    model_config = ConfigDict(extra="forbid")
+
+    query: StrictStr = Field(description="What to search for, in plain words.")
+    mode: StrictStr = Field("hybrid", description="'hybrid', 'semantic' or 'keyword'.")
+    k: StrictInt = Field(10, description=f"Hits per page (offset + k at most {MAX_RESULTS}).")
+    offset: StrictInt = Field(0, description="Hits to skip, for the next pages.")
+    collection: StrictStr = "default"
+    group_by: StrictStr = Field(
+        "document", description="'document' (one hit per document) or 'chunk'."
+    )
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+
+class NeighborsIn(BaseModel):
+    """Stored chunks or documents nearest to a text or a vector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr | None = None
+    vector: list[float] | None = None
+    k: StrictInt = 10
+    collection: StrictStr = "default"
+    group_by: StrictStr = Field("chunk", description="'chunk' or 'document'.")
+
+
+class SimilarityIn(BaseModel):
+    """Two texts (``a`` and ``b``), or a list of texts for the full matrix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: StrictStr | None = None
+    b: StrictStr | None = None
+    texts: list[StrictStr] | None = None
+
+
+def document_json(document: Document) -> dict[str, Any]:
+    """The fields of a document a hit shows."""
+    return {
+        "id": document.id,
+        "title": document.title,
+        "external_id": document.external_id,
+        "source_name": document.source_name,
+        "source_type": document.source_type,
+        "metadata": document.metadata,
+    }
+
+
+def chunk_json(chunk: Chunk) -> dict[str, Any]:
+    """The fields of a chunk a hit shows."""
+    return {
+        "id": chunk.id,
+        "seq": chunk.seq,
+        "section": chunk.section,
+        "text": chunk.text,
+        "start": chunk.start,
+        "end": chunk.end,
+    }
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """One search hit as JSON."""
+    return {
+        "rank": hit.rank,
+        "score": hit.score,
+        "document": document_json(hit.document),
+        "chunk": chunk_json(hit.chunk),
+        "snippet": hit.snippet,
+        "explanation": {
+            "semantic": hit.semantic and {"rank": hit.semantic.rank, "score": hit.semantic.score},
+            "keyword": hit.keyword and {"rank": hit.keyword.rank, "score": hit.keyword.score},
+            "fused": hit.fused,
+        },
+    }
+
+
+def neighbor_json(neighbor: Neighbor) -> dict[str, Any]:
+    """One neighbour as JSON."""
+    return {
+        "score": neighbor.score,
+        "document": document_json(neighbor.document),
+        "chunk": chunk_json(neighbor.chunk),
+    }
+
+
+def page_json(body: SearchIn, page: Page) -> dict[str, Any]:
+    """A page of search results as JSON."""
+    return {
+        "object": "search",
+        "query": body.query,
+        "mode": body.mode,
+        "collection": body.collection,
+        "group_by": body.group_by,
+        "k": body.k,
+        "offset": body.offset,
+        "total": page.total,
+        "has_more": body.offset + len(page.hits) < page.total,
+        "message": page.message,
+        "hits": [hit_json(hit) for hit in page.hits],
+    }
+
+
+@router.post("/api/search")
+def search(body: SearchIn, searcher: SearcherDep) -> dict[str, Any]:
+    """Search a collection (hybrid by default); one hit per document unless grouped by chunk."""
+    query = SearchQuery(
+        body.query, body.mode, body.k, body.offset, body.group_by, body.filters.domain()
+    )
+    return page_json(body, searcher.search(body.collection, query))
+
+
+@router.get("/api/search")
+def search_get(
+    searcher: SearcherDep,
+    q: Annotated[str, Query(description="What to search for.")],
+    mode: str = "hybrid",
+    k: int = 10,
+    offset: int = 0,
+    collection: str = "default",
+    group_by: str = "document",
+    document_id: Annotated[list[RowId] | None, Query(description="Only these documents.")] = None,
+    source_type: Annotated[list[str] | None, Query(description="Only these types.")] = None,
+) -> dict[str, Any]:
+    """Search with query parameters (metadata filters need POST)."""
+    filters = FiltersIn(document_ids=document_id or [], source_types=source_type or [])
+    body = SearchIn(
+        query=q,
+        mode=mode,
+        k=k,
+        offset=offset,
+        collection=collection,
+        group_by=group_by,
+        filters=filters,
+    )
+    return search(body, searcher)
+
+
+@router.get("/api/documents/{document_id}/similar")
+def similar_documents(
+    document_id: DocumentId, searcher: SearcherDep, k: int = 10
+) -> dict[str, Any]:
+    """Documents most like this one (itself excluded)."""
+    neighbors = searcher.similar_documents(document_id, k)
+    return {"object": "list", "data": [neighbor_json(n) for n in neighbors]}
+
+
+@router.get("/api/chunks/{chunk_id}/neighbors")
+def chunk_neighbors(chunk_id: ChunkId, searcher: SearcherDep, k: int = 10) -> dict[str, Any]:
+    """Chunks most like this one (itself excluded)."""
+    neighbors = searcher.chunk_neighbors(chunk_id, k)
+    return {"object": "list", "data": [neighbor_json(n) for n in neighbors]}
+
+
+@router.post("/api/neighbors")
+def neighbors(body: NeighborsIn, searcher: SearcherDep) -> dict[str, Any]:
+    """Stored chunks (or documents) nearest to a text or a vector."""
+    found, message = searcher.nearest(
+        body.collection, body.k, body.text, body.vector, body.group_by
+    )
+    return {"object": "list", "data": [neighbor_json(n) for n in found], "message": message}
+
+
+@router.post("/api/similarity")
+def similarity(body: SimilarityIn, embedder: EmbedderDep) -> dict[str, Any]:
+    """Cosine similarity of two texts, or the full matrix of a list of texts."""
+    if body.texts is not None and body.a is None and body.b is None:
+        texts, pair = body.texts, False
+    elif body.a is not None and body.b is not None and body.texts is None:
+        texts, pair = [body.a, body.b], True
+    else:
+        raise BadRequest("Send either 'a' and 'b', or 'texts' (a list).", param="texts")
+    if not 1 <= len(texts) <= MAX_SIMILARITY_TEXTS:
+        raise BadRequest(
+            f"'texts' must hold 1 to {MAX_SIMILARITY_TEXTS} texts, got {len(texts)}.",
+            param="texts",
+        )
+    for i, text in enumerate(texts):
+        if not text or not text.strip():
+            raise BadRequest(f"Text {i} is empty.", param="texts")
+    vectors = embedder.embed(texts)
+    matrix = np.clip(vectors @ vectors.T, -1.0, 1.0)
+    if pair:
+        return {"object": "similarity", "model": embedder.model, "similarity": float(matrix[0, 1])}
+    return {"object": "similarity_matrix", "model": embedder.model, "matrix": matrix.tolist()}

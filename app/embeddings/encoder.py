@@ -15,6 +15,7 @@ class Encoder(Protocol):
 
     dimensions: int
     max_tokens: int  # content tokens that fit the window, special tokens excluded
+    backend: str  # what runs the model: torch, onnx or onnx-int8
     vocab_size: int
     tokenizer: Any  # the model's own Hugging Face tokenizer; chunking counts with it
 
@@ -29,6 +30,10 @@ class Encoder(Protocol):
 
 class SentenceTransformerEncoder:
     """A sentence-transformers model on torch, fed token ids directly."""
+
+    backend = "torch"
+    requested_backend = "torch"
+    fallback: str | None = None  # why a requested ONNX backend is not the one running
 
     def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time

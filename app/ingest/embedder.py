@@ -26,11 +26,14 @@ class Embedder(Protocol):
 class LocalEmbedder:
     """The app's own engine: the same queue and batching the HTTP endpoint uses."""
 
-    backend = "torch"
-
     def __init__(self, engine: Engine, model: str) -> None:
         self.engine = engine
         self.model = engine.spec(model).id
+
+    @property
+    def backend(self) -> str:
+        """The runtime actually serving the model (torch, onnx or onnx-int8)."""
+        return getattr(self.engine.encoder(self.model), "backend", "torch")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed through the engine's queue."""

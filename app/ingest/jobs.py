@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import AppError
+from app.embeddings.onnx import compatible_backends
+from app.errors import AppError, Conflict
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
@@ -126,9 +127,7 @@ class Ingestor:
         saved = time.monotonic()
         for group, vectors in self._embedded(_groups(pending)):
             if target is None:
-                target = self.store.ensure_collection(
-                    collection, self.embedder.model, vectors.shape[1], self.embedder.backend
-                )
+                target = self._collection(collection, vectors.shape[1])
             offset = 0
             for item in group:
                 rows = vectors[offset : offset + len(item.chunks)]
@@ -142,6 +141,17 @@ class Ingestor:
         if target is not None:
             self.indexes.save(target.id)
         return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
+
+    def _collection(self, name: str, dimensions: int) -> Collection:
+        """The target collection; Conflict if its vectors came from an incompatible backend."""
+        backend = self.embedder.backend
+        target = self.store.ensure_collection(name, self.embedder.model, dimensions, backend)
+        if not compatible_backends(target.backend, backend):
+            raise Conflict(
+                f"Collection '{name}' was embedded with the {target.backend} backend; its "
+                f"vectors would not be comparable with {backend}'s. Use another collection."
+            )
+        return target
 
     def _plan(self, collection: str, sources: list[Source]) -> Iterator[_Pending]:
         """Chunk every new document; count duplicates; find the documents being replaced."""
@@ -170,7 +180,7 @@ class Ingestor:
     def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Any:
         if document.external_id:
             return self.store.find_document(collection_id, external_id=document.external_id)
-        if len(source.documents) == 1:  # a file's name identifies it; a bulk record's does not
+        if document.source_type != "json":  # a file's name identifies it; a record's does not
             return self.store.find_document(collection_id, source_name=source.name)
         return None
 

@@ -118,6 +118,7 @@ _CHUNK = 'id, document_id, collection_id, seq, text, section, "start", "end", to
 _WORD = re.compile(r"\w+")
 
 
+# Lucene's English stop words (a string: one word per line would fill a screen).
 @dataclass(frozen=True)
 class Collection:
     """A named set of documents embedded with one model."""
@@ -490,7 +491,7 @@ class Store:
     ) -> list[tuple[int, float]]:
         """BM25 matches as (chunk id, score), best first; higher scores are better.
 
-        With ``document_ids`` only chunks of those documents match; ties go to the lower id.
+        With ``document_ids`` only chunks of those documents match.
         """
         match = fts_query(query)
         if not match:
@@ -504,10 +505,7 @@ class Store:
         if document_ids is not None:
             sql += " AND chunks.document_id IN (SELECT value FROM json_each(?))"
             params.append(json.dumps([int(i) for i in document_ids]))
-        # The id tie-break keeps equal scores in one order, so result pages never shift.
-        rows = self._rows(
-            sql + " ORDER BY chunks_fts.rank, chunks_fts.rowid LIMIT ?", [*params, limit]
-        )
+        rows = self._rows(sql + " ORDER BY chunks_fts.rank LIMIT ?", [*params, limit])
         return [(row["id"], row["score"]) for row in rows]
 
     def highlight(

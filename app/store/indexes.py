@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from app.store.database import Store
-from app.store.index import FaissIndex, IndexFileError
+from app.store.index import EXACT_MAX, NPROBE, FaissIndex, IndexFileError
 
 log = logging.getLogger("embedsearch.index")
 
@@ -46,8 +46,17 @@ class Report:
 class Indexes:
     """The vector indexes of all collections, loaded lazily and repaired from stored vectors."""
 
-    def __init__(self, store: Store, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        directory: Path | None = None,
+        *,
+        exact_max: int = EXACT_MAX,
+        nprobe: int = NPROBE,
+    ) -> None:
         self.store = store
+        # Past exact_max vectors an index turns approximate (IVF), searched with nprobe lists.
+        self.options = {"exact_max": exact_max, "nprobe": nprobe}
         # None keeps indexes in memory only (tests); they are rebuilt from SQLite on first use.
         self.directory = directory
         self._indexes: dict[int, FaissIndex] = {}
@@ -125,7 +134,7 @@ class Indexes:
                 # A collection created since start-up has no file yet: start empty and let
                 # repair fill it, without the lost-file warning (sync_all gives that).
                 dimensions = self.store.get_collection_by_id(collection_id).dimensions
-                self._indexes[collection_id] = FaissIndex(dimensions)
+                self._indexes[collection_id] = FaissIndex(dimensions, **self.options)
             self.repair(collection_id)
         return self._indexes[collection_id]
 
@@ -137,7 +146,7 @@ class Indexes:
         if path is None or not path.exists():
             return None, "missing"
         try:
-            index = FaissIndex.load(path)
+            index = FaissIndex.load(path, **self.options)
         except IndexFileError:
             return None, "unreadable"
         # A file from another collection or model is as useless as a corrupt one.
@@ -169,7 +178,7 @@ class Indexes:
     def _rebuild(self, report: Report) -> Report:
         """Replace the index with one built from stored vectors, save it and report."""
         collection = self.store.get_collection_by_id(report.collection_id)
-        index = FaissIndex(collection.dimensions, version=report.store_version)
+        index = FaissIndex(collection.dimensions, version=report.store_version, **self.options)
         index.add(*self.store.chunk_vectors(collection.id))
         lost = report.file == "unreadable" or (report.file == "missing" and report.missing)
         if lost and self.directory is not None:

@@ -1,0 +1,6 @@
+"""Search: semantic, keyword and hybrid ranking, snippets, neighbours."""
+
+from app.search.lookup import Filters
+from app.search.search import Hit, Neighbor, Page, Searcher, SearchQuery, Signal
+
+__all__ = ["Filters", "Hit", "Neighbor", "Page", "SearchQuery", "Searcher", "Signal"]

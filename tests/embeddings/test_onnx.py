@@ -1,0 +1,229 @@
+"""ONNX backends: the build cache and its record, the quality guard's fallback, and (with the real
+model) vectors that agree with torch's."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.embeddings import onnx as backends
+from app.embeddings.models import ModelSpec, bundled_minilm
+from app.embeddings.onnx import (
+    GUARD_MIN_COSINE,
+    ModelCache,
+    Quantization,
+    compatible_backends,
+    load_encoder,
+    quantization_for_cpu,
+)
+from tests.fakes import FakeEncoder
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.exports = 0
+        self.quantized: list[Quantization] = []
+        self.cosine = 0.995
+
+
+@pytest.fixture
+def fake_build(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Export, quantization and guard replaced by stand-ins that write a file and count."""
+    calls = Calls()
+
+    def export(spec: ModelSpec, target: Path) -> None:
+        calls.exports += 1
+        target.write_bytes(b"onnx")
+
+    def quantize(source: Path, target: Path, quantization: Quantization) -> None:
+        calls.quantized.append(quantization)
+        target.write_bytes(source.read_bytes() + b"-int8")
+
+    def guard(spec: ModelSpec, path: Path, threads: int = 0) -> dict:
+        return {"mean_cosine": calls.cosine, "passed": calls.cosine >= GUARD_MIN_COSINE}
+
+    monkeypatch.setattr(backends, "export_fused", export)
+    monkeypatch.setattr(backends, "quantize", quantize)
+    monkeypatch.setattr(backends, "guard", guard)
+    return calls
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> ModelSpec:
+    """A model directory with weights and a config (the stand-ins never read them)."""
+    source = tmp_path / "weights"
+    source.mkdir()
+    (source / "model.safetensors").write_bytes(b"w" * 100)
+    (source / "config.json").write_text("{}")
+    return ModelSpec(id="tiny", path=str(source))
+
+
+def test_a_build_is_cached_with_a_record_of_its_source(
+    fake_build: Calls, spec: ModelSpec, tmp_path: Path
+) -> None:
+    cache = ModelCache(tmp_path / "models")
+    build = cache.get(spec, "onnx-int8", Quantization("avx512_vnni"))
+    assert build.path == tmp_path / "models/tiny/onnx-int8/model.onnx"
+    assert build.path.read_bytes() == b"onnx-int8"
+    record = json.loads((build.path.parent / "build.json").read_text())
+    assert record["source"] == str(Path(spec.path).resolve())
+    assert record["files"]["model.safetensors"]["size"] == 100
+    assert record["quantization"]["preset"] == "avx512_vnni"
+    assert set(record["versions"]) >= {"torch", "onnxruntime", "sentence-transformers"}
+    assert len(record["weights_sha256"]) == 64
+    assert record["guard"]["passed"]
+    cache.get(spec, "onnx-int8", Quantization("avx512_vnni"))
+    assert fake_build.exports == 1  # reused, not rebuilt
+    assert not list((tmp_path / "models/tiny").glob(".*"))  # no temporary directories left
+
+
+def test_changed_weights_versions_or_quantization_rebuild(
+    fake_build: Calls, spec: ModelSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ModelCache(tmp_path / "models")
+    vnni = Quantization("avx512_vnni")
+    cache.get(spec, "onnx-int8", vnni)
+    weights = Path(spec.path) / "model.safetensors"
+    weights.write_bytes(b"x" * 101)  # new weights
+    cache.get(spec, "onnx-int8", vnni)
+    assert fake_build.exports == 2
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same size, touched
+    cache.get(spec, "onnx-int8", vnni)
+    assert fake_build.exports == 3
+    cache.get(spec, "onnx-int8", Quantization("avx2", reduce_range=True))  # another CPU
+    assert fake_build.exports == 4
+    versions = backends._versions()
+    monkeypatch.setattr(backends, "_versions", lambda: {**versions, "onnxruntime": "9.9.9"})
+    cache.get(spec, "onnx-int8", Quantization("avx2", reduce_range=True))
+    assert fake_build.exports == 5
+    cache.get(spec, "onnx-int8", Quantization("avx2", reduce_range=True))
+    assert fake_build.exports == 5
+
+
+def test_a_corrupt_record_rebuilds(fake_build: Calls, spec: ModelSpec, tmp_path: Path) -> None:
+    cache = ModelCache(tmp_path / "models")
+    build = cache.get(spec, "onnx")
+    (build.path.parent / "build.json").write_text("{not json")
+    cache.get(spec, "onnx")
+    assert fake_build.exports == 2
+    assert fake_build.quantized == []  # fp32 ONNX is not quantized
+
+
+class FakeTorchEncoder(FakeEncoder):
+    backend = "torch"
+    requested_backend = "torch"
+    fallback = None
+
+    def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
+        super().__init__(spec)
+
+
+@pytest.fixture
+def fake_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.embeddings.encoder
+
+    monkeypatch.setattr(app.embeddings.encoder, "SentenceTransformerEncoder", FakeTorchEncoder)
+
+
+def test_a_failing_guard_falls_back_to_torch_and_says_why(
+    fake_build: Calls, fake_torch: None, spec: ModelSpec, tmp_path: Path, caplog
+) -> None:
+    fake_build.cosine = 0.95
+    encoder = load_encoder(spec, "onnx-int8", tmp_path)
+    assert encoder.backend == "torch"
+    assert encoder.requested_backend == "onnx-int8"
+    assert "quality guard failed: mean cosine 0.9500" in encoder.fallback
+    assert "falling back to torch" in caplog.text
+    # The verdict is cached: the next start falls back without rebuilding.
+    load_encoder(spec, "onnx-int8", tmp_path)
+    assert fake_build.exports == 1
+
+
+def test_a_failing_build_falls_back_to_torch(
+    fake_torch: None, spec: ModelSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(spec: ModelSpec, target: Path) -> None:
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(backends, "export_fused", broken)
+    encoder = load_encoder(spec, "onnx", tmp_path)
+    assert encoder.backend == "torch"
+    assert "exporter exploded" in encoder.fallback
+    assert not (tmp_path / "models/tiny/onnx").exists()
+
+
+def test_health_reports_the_backend_and_the_fallback(make_client) -> None:
+    encoder = FakeEncoder()
+    encoder.backend = "torch"
+    encoder.fallback = "quality guard failed: mean cosine 0.9500 to torch < 0.99"
+    body = make_client(encoder, backend="onnx-int8").get("/health").json()
+    assert body["backend"] == "torch"
+    assert body["requested_backend"] == "onnx-int8"
+    assert body["fallback"].startswith("quality guard failed")
+
+
+def test_unknown_backend_is_refused(spec: ModelSpec) -> None:
+    with pytest.raises(ValueError, match="Unknown backend"):
+        load_encoder(spec, "tensorrt")
+
+
+def test_quantization_preset_follows_the_cpu() -> None:
+    assert quantization_for_cpu({"avx2", "avx512f", "avx512_vnni"}) == Quantization("avx512_vnni")
+    assert quantization_for_cpu({"avx2", "avx512f"}).preset == "avx512"
+    assert quantization_for_cpu({"avx2"}) == Quantization("avx2", reduce_range=True)
+
+
+def test_compatible_backends() -> None:
+    assert compatible_backends("torch", "onnx-int8")
+    assert compatible_backends("remote", "remote")
+    assert not compatible_backends("torch", "remote")
+
+
+TEXTS = [
+    "Aspirin reduces the risk of colorectal cancer.",
+    "What is the boiling point of water at high altitude?",
+    "0-dimensional biomaterials show inductive properties.",
+    "A deficiency of vitamin B12 increases blood levels of homocysteine.",
+    "The Eiffel Tower was completed in 1889 for the World's Fair in Paris, and it remained the "
+    "tallest man-made structure in the world for four decades until the Chrysler Building.",
+    *backends.GUARD_TEXTS,
+]
+
+
+@pytest.fixture(scope="module")
+def real_encoders(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    data = tmp_path_factory.mktemp("onnx-data")
+    spec = bundled_minilm()
+    return {backend: load_encoder(spec, backend, data) for backend in backends.BACKENDS}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("backend", "mean", "least"), [("onnx", 0.9999, 0.9999), ("onnx-int8", 0.99, 0.93)]
+)
+def test_onnx_vectors_agree_with_torch(
+    real_encoders: dict, backend: str, mean: float, least: float
+) -> None:
+    torch_encoder, encoder = real_encoders["torch"], real_encoders[backend]
+    assert encoder.backend == backend, encoder.fallback
+    assert encoder.dimensions == torch_encoder.dimensions == 384
+    ids = torch_encoder.tokenize(TEXTS)
+    expected, got = torch_encoder.encode(ids), encoder.encode(ids)
+    # int8 drifts most on one- or two-token texts ("ok": 0.944); the mean is what the guard checks.
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    cosines = np.sum(expected * got, axis=1)
+    assert cosines.mean() >= mean
+    assert cosines.min() >= least
+    # Padding in a batch changes nothing in fp32. int8 quantizes activations with one range per
+    # batch, so a text's vector depends a little on its batch mates: close, not equal.
+    alone = np.concatenate([encoder.encode([seq]) for seq in ids[:8]])
+    if backend == "onnx":
+        np.testing.assert_allclose(alone, got[:8], atol=1e-5)
+    else:
+        assert np.sum(alone * got[:8], axis=1).min() >= 0.98

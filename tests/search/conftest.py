@@ -1,0 +1,94 @@
+"""Fixtures for the search tests: an in-memory store and indexes, the fake encoder, a searcher."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from app.search import Searcher
+from app.store.database import ChunkRecord, Collection, Store
+from app.store.indexes import Indexes
+from tests.fakes import FakeEncoder
+
+
+class FakeEmbedder:
+    """The fake encoder behind the Embedder interface search uses."""
+
+    model = "fake-model"
+    backend = "torch"
+
+    def __init__(self) -> None:
+        self.encoder = FakeEncoder()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One normalised row per text."""
+        return self.encoder.encode(self.encoder.tokenize(texts))
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    store = Store(None)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def indexes(store: Store) -> Indexes:
+    return Indexes(store)
+
+
+@pytest.fixture
+def searcher(store: Store, indexes: Indexes, embedder: FakeEmbedder) -> Searcher:
+    return Searcher(store, indexes, embedder)
+
+
+@pytest.fixture
+def collection(store: Store, embedder: FakeEmbedder) -> Collection:
+    return store.ensure_collection("default", embedder.model, 32, embedder.backend)
+
+
+AddDoc = Callable[..., int]
+
+
+@pytest.fixture
+def add(store: Store, indexes: Indexes, embedder: FakeEmbedder, collection: Collection) -> AddDoc:
+    """Adds a document whose chunks are ``texts``; returns its id."""
+
+    def add_document(
+        title: str,
+        texts: list[str],
+        *,
+        section: str | None = None,
+        source_type: str = "text/plain",
+        metadata: dict | None = None,
+        collection_id: int | None = None,
+    ) -> int:
+        chunks, start = [], 0
+        for seq, text in enumerate(texts):
+            chunks.append(ChunkRecord(seq, text, start, start + len(text), 5, section))
+            start += len(text) + 1
+        # The embedded text carries the section path, as ingestion's chunks do.
+        vectors = embedder.embed([f"{section}\n{t}" if section else t for t in texts])
+        body = "\n".join(texts)
+        fields = {
+            "title": title,
+            "source_name": f"{title}.txt",
+            "source_type": source_type,
+            "size": len(body),
+            "content_hash": f"hash-{title}-{body}",
+            "text": body,
+            "metadata": metadata or {},
+        }
+        target = collection_id or collection.id
+        result = store.add_document(target, fields, chunks, vectors)
+        indexes.add(target, np.array(result.chunk_ids), vectors)
+        return result.document_id
+
+    return add_document
