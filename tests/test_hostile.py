@@ -1,0 +1,112 @@
+"""Hostile input: each gets a clear 4xx in the API's error shape and leaves the store unchanged."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+MODEL = "all-MiniLM-L6-v2"
+JSON = {"content-type": "application/json"}
+
+
+def assert_error(response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def zip_bomb() -> bytes:
+    """A .docx-shaped zip whose one member inflates to 300 MB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", b"\0" * 300_000_000)
+    return buffer.getvalue()
+
+
+def many_pages_pdf(pages: int) -> bytes:
+    """A small valid PDF that claims ``pages`` pages (they share one content stream)."""
+    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>",
+        "<< /Length 0 >>\nstream\n\nendstream",
+        *["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] /Contents 3 0 R >>"] * pages,
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF".encode()
+    return out
+
+
+@pytest.fixture
+def stored(client):
+    """The client, with one document stored; the test checks it is all that stays."""
+    client.post("/api/documents?wait=true", json={"text": "the one stored document"})
+    yield client
+    assert client.get("/api/documents").json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status"),
+    [
+        ("bomb.docx", zip_bomb(), 422),
+        ("fake.pdf", b"%PDF-1.7 this is not a pdf", 422),
+        ("pages.pdf", many_pages_pdf(2500), 422),
+        ("../../etc/passwd", b"root:x:0:0", 415),
+        ("binary.exe", b"MZ\x90\x00", 415),
+        ("empty.md", b"", 422),
+        ("nul.txt", b"\x00\x00\x00", 422),
+    ],
+)
+def test_hostile_files(stored, name: str, data: bytes, status: int) -> None:
+    response = stored.post("/api/documents", files={"files": (name, data)})
+    assert_error(response, status)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "all-MiniLM-L6-v2", "input": ',
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"model": "all-MiniLM-L6-v2", "input": "\xff\xfe"}',
+        b"\x00\x00\x00",
+    ],
+)
+def test_malformed_json(stored, body: bytes) -> None:
+    for path in ("/v1/embeddings", "/api/documents", "/api/search"):
+        assert_error(stored.post(path, content=body, headers=JSON), 400)
+
+
+def test_malformed_multipart(stored) -> None:
+    broken = {"content-type": "multipart/form-data; boundary=xyz"}
+    assert_error(stored.post("/api/documents", content=b"--xyz\r\nbroken", headers=broken), 400)
+    no_boundary = {"content-type": "multipart/form-data"}
+    assert_error(stored.post("/api/documents", content=b"abc", headers=no_boundary), 400)
+
+
+def test_too_many_inputs_and_huge_strings(stored) -> None:
+    assert_error(stored.post("/v1/embeddings", json={"model": MODEL, "input": ["x"] * 2049}), 400)
+    huge = {"model": MODEL, "input": "x" * 20_000_000}
+    assert_error(stored.post("/v1/embeddings", json=huge), 413)
+
+
+def test_unicode_is_text_not_trouble(stored) -> None:
+    """Zero-width, right-to-left and emoji text embeds and searches like any other."""
+    for text in ("\u200b\u200bzero\u200bwidth", "\u202eright to left\u202c שלום", "emoji 🦀🔥"):
+        r = stored.post("/v1/embeddings", json={"model": MODEL, "input": text})
+        assert r.status_code == 200
+        r = stored.post("/api/search", json={"query": text})
+        assert r.status_code == 200
+
+
+def test_windows_device_names_are_labels(client) -> None:
+    job = client.post("/api/documents?wait=true", files={"files": ("con.txt", b"console")}).json()
+    assert job["state"] == "done"
+    assert client.get(f"/api/documents/{job['documents'][0]}").json()["title"] == "con"
