@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         None, description="API key for `EMBEDSEARCH_EMBEDDINGS_URL`."
     )
     batch_tokens: int = Field(
-        16_384, description="Token budget of one model batch (padded length x batch size)."
+        4096, description="Token budget of one model batch (padded length x batch size)."
     )
     max_queued_inputs: int = Field(
         16_384, description="Most inputs waiting for the model; more are refused with 429."

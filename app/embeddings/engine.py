@@ -1,9 +1,10 @@
 """The embeddings engine: validation, token counting and dynamic batching across requests.
 
 Every caller (the HTTP route, ingestion, search) goes through ``Engine.embed`` / ``aembed``.
-Requests are queued; one worker thread takes inputs first-in first-out into batches bounded by a
-token budget (each request's inputs sorted by length, so padding stays small), runs the model and
-hands each request its rows back. A full queue refuses new work with 429 instead of growing.
+Requests are queued; one worker thread takes the queued inputs in rounds, first-in first-out
+(a few batches' worth at a time), sorts each round by length so that like lengths share a batch,
+cuts it into batches bounded by a token budget (padded length x count), runs the model and hands
+each request its rows back. A full queue refuses new work with 429 instead of growing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from app.metrics import Metrics
 log = logging.getLogger("embedsearch.engine")
 
 Inputs = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
+ROUND_BATCHES = 4  # a round takes this many batches' worth of the queue, then sorts it
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Engine:
         load: Callable[[ModelSpec], Encoder],
         *,
         limits: Limits | None = None,
-        batch_tokens: int = 16_384,
+        batch_tokens: int = 4096,
         max_queued: int = 16_384,
         metrics: Metrics | None = None,
     ) -> None:
@@ -239,32 +241,44 @@ class Engine:
             log.exception("Model failed to load")
             self.error = exc
         self.ready.set()
-        while batch := self._next_batch():
-            self._run_batch(batch)
+        while items := self._next_round():
+            for batch in self._batches(items):
+                self._run_batch(batch)
 
-    def _next_batch(self) -> list[tuple[_Request, int]]:
+    def _next_round(self) -> list[tuple[_Request, int]]:
+        """The inputs queued now, oldest first (one encoder, a few batches' worth), by length."""
         with self._cond:
             while not self._queue and not self._stopping:
                 self._cond.wait()
             if self._stopping:
                 return []
-            batch: list[tuple[_Request, int]] = []
-            longest = 0
-            while self._queue:
+            taken: list[tuple[_Request, int]] = []
+            tokens = 0
+            while self._queue and tokens < ROUND_BATCHES * self.batch_tokens:
                 request, i = self._queue[0]
                 if request.future.done():  # cancelled or failed: skip its remaining inputs
                     self._queue.popleft()
                     continue
-                width = max(longest, len(request.seqs[i]) + 2)
-                if batch and (
-                    request.encoder is not batch[0][0].encoder
-                    or width * (len(batch) + 1) > self.batch_tokens
-                ):
+                if taken and request.encoder is not taken[0][0].encoder:
                     break
-                batch.append(self._queue.popleft())
-                longest = width
+                taken.append(self._queue.popleft())
+                tokens += len(request.seqs[i]) + 2
             self.metrics.queue_depth.set(len(self._queue))
-        return batch or self._next_batch()
+        # Sorting across requests keeps padding small: like lengths share a batch.
+        taken.sort(key=lambda item: len(item[0].seqs[item[1]]))
+        return taken or self._next_round()
+
+    def _batches(self, items: list[tuple[_Request, int]]) -> Iterator[list[tuple[_Request, int]]]:
+        """Cut length-sorted inputs into batches whose padded size fits the token budget."""
+        batch: list[tuple[_Request, int]] = []
+        for item in items:
+            width = len(item[0].seqs[item[1]]) + 2  # sorted, so the newest item is the widest
+            if batch and width * (len(batch) + 1) > self.batch_tokens:
+                yield batch
+                batch = []
+            batch.append(item)
+        if batch:
+            yield batch
 
     def _run_batch(self, batch: list[tuple[_Request, int]]) -> None:
         self.metrics.batch_size.observe(len(batch))
