@@ -65,6 +65,19 @@ def _is_body_error(exc: RequestValidationError) -> bool:
     return tuple(first.get("loc", ())) == ("body",) and first.get("type") != "missing"
 
 
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's HTTP errors (no such route, wrong method) in the API's error shape."""
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+    if exc.status_code == 404:
+        message = f"No route {request.method} {request.url.path}. See /docs for the API."
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return JSONResponse(
+        _shape(exc.status_code, message, code=code),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the same shape."""
 
@@ -83,17 +96,7 @@ def install(app: FastAPI) -> None:
         message, param = validation_message(exc)
         return JSONResponse(_shape(400, message, param), status_code=400)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-        if exc.status_code == 404:
-            message = f"No route {request.method} {request.url.path}. See /docs for the API."
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return JSONResponse(
-            _shape(exc.status_code, message, code=code),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+    app.add_exception_handler(HTTPException, http_error)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import jinja2
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 
+from app.api.errors import http_error
 from app.web import pages, public, views
 from app.web.session import SignInRequired, redirect_to_sign_in
 
@@ -27,3 +29,15 @@ def install(app: FastAPI) -> None:
     app.include_router(public.router)
     app.include_router(pages.router)
     app.add_exception_handler(SignInRequired, redirect_to_sign_in)
+    app.add_exception_handler(HTTPException, page_or_api_error)
+
+
+API_PREFIXES = ("/api/", "/v1/", "/metrics", "/health", "/openapi.json", "/static/")
+
+
+async def page_or_api_error(request: Request, exc: HTTPException) -> Response:
+    """A browser that asks for a page that does not exist gets the HTML 404 page, not JSON."""
+    wants_page = "text/html" in request.headers.get("accept", "")
+    if exc.status_code == 404 and wants_page and not request.url.path.startswith(API_PREFIXES):
+        return pages.not_found(request, "There is no page at this address.")
+    return await http_error(request, exc)

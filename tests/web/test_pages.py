@@ -217,3 +217,11 @@ def test_sign_in_page_is_skipped_without_keys(client: TestClient) -> None:
 )
 def test_next_never_leaves_the_site(target: str, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+def test_unknown_page_is_html_but_unknown_api_route_is_json(client) -> None:
+    page = client.get("/no-such-page", headers={"accept": "text/html"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "no page at this address" in page.text
+    api = client.get("/api/no-such-route", headers={"accept": "text/html"})
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
