@@ -17,6 +17,17 @@ from tests.fakes import FakeEncoder
 API_KEY = "test-key-123"
 
 
+def assert_error(response, status: int, param: str | None = None) -> dict:
+    """The response is an error in the API's (OpenAI's) shape with this status (and param)."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", _env_file=None)

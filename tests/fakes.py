@@ -40,4 +40,6 @@ class FakeEncoder:
             self.gate.wait(10)
         self.batches.append(len(batch))
         vectors = np.stack([self.table[ids].sum(axis=0) for ids in batch]).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        # An input with no tokens (whitespace, zero-width characters) sums to zero: keep it zero
+        # rather than divide by zero.
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -7,13 +7,10 @@ import zipfile
 
 import pytest
 
+from tests.conftest import assert_error
+
 MODEL = "all-MiniLM-L6-v2"
 JSON = {"content-type": "application/json"}
-
-
-def assert_error(response, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 
 
 def zip_bomb() -> bytes:

@@ -10,7 +10,7 @@ import numpy as np
 import openai
 import pytest
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, assert_error
 
 pytestmark = pytest.mark.model
 MODEL = "all-MiniLM-L6-v2"
@@ -39,16 +39,6 @@ def post(http: httpx.Client, body: object, path: str = "/v1/embeddings") -> http
 
 def vectors(response: httpx.Response) -> np.ndarray:
     return np.array([item["embedding"] for item in response.json()["data"]], dtype=np.float32)
-
-
-def assert_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param
-    return error
 
 
 def test_openai_client_default_base64(oai: openai.OpenAI) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import assert_error
+
 DOCUMENTS = [
     {
         "title": "Cats",
@@ -31,16 +33,6 @@ def ingest(client: TestClient, documents: list[dict], collection: str = "default
 def loaded(client: TestClient) -> TestClient:
     ingest(client, DOCUMENTS)
     return client
-
-
-def assert_error(response, status: int, param: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param
-    return error
 
 
 def test_search_hit_shape(loaded: TestClient) -> None:
