@@ -8,6 +8,7 @@ gaps. Ties are broken by id for the same reason.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,14 +141,17 @@ class Searcher:
         if not collection.chunks:
             return Page([], 0, empty_message(collection))
         allowed = self._allowed(collection, query.filters)
-        semantic: Ranking = []
-        keyword: Ranking = []
-        if query.mode != "keyword":
-            semantic = self._semantic(collection, self.embed_query(collection, query.text), allowed)
-        if query.mode != "semantic":
-            found = self.store.keyword_search(collection.id, query.text, DEPTH, allowed)
-            keyword = top(np.array([i for i, _ in found]), np.array([x for _, x in found]), DEPTH)
-        ranked = self._rank(query, semantic, keyword)
+        # The keyword search runs in SQLite while the model embeds the query: both release the
+        # GIL, so a hybrid search takes about as long as the slower of the two, not the sum.
+        with ThreadPoolExecutor(1) as pool:
+            keyword = None
+            if query.mode != "semantic":
+                keyword = pool.submit(self._keyword, collection, query.text, allowed)
+            semantic: Ranking = []
+            if query.mode != "keyword":
+                vector = self.embed_query(collection, query.text)
+                semantic = self._semantic(collection, vector, allowed)
+        ranked = self._rank(query, semantic, keyword.result() if keyword else [])
         page = ranked[query.offset : query.offset + query.k]
         return Page(self._hits(query, page), len(ranked))
 
@@ -160,6 +164,11 @@ class Searcher:
                 param="collection",
             )
         return self.embedder.embed([text])[0]
+
+    def _keyword(self, collection: Collection, text: str, documents: list[int] | None) -> Ranking:
+        """The DEPTH best BM25 matches, only from ``documents`` when given, ties by id."""
+        found = self.store.keyword_search(collection.id, text, DEPTH, documents)
+        return top(np.array([i for i, _ in found]), np.array([x for _, x in found]), DEPTH)
 
     def _allowed(self, collection: Collection, filters: Filters) -> list[int] | None:
         """The documents a filter allows (None when there is no filter)."""

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from app.errors import BadRequest, Conflict, NotFound
-from app.store.database import ChunkRecord, Collection, Store, fts_query
+from app.store.database import (
+    COMMON_MIN,
+    ChunkRecord,
+    Collection,
+    Store,
+    fts_query,
+    fts_words,
+)
 from tests.store.conftest import DIMENSIONS, AddDoc
 
 
@@ -312,8 +319,30 @@ def test_keyword_search_never_raises_on_hostile_queries(
 
 
 def test_fts_query_quotes_every_word_once() -> None:
-    assert fts_query('NEAR( "Cats" -dogs a* cats 🔥 ((') == '"near" OR "cats" OR "dogs" OR "a"'
-    assert fts_query("🔥 (( -- *") == ""
+    assert (
+        fts_query(fts_words('NEAR( "Cats" -dogs a* cats 🔥 (('))
+        == '"near" OR "cats" OR "dogs" OR "a"'
+    )
+    assert fts_query(fts_words("🔥 (( -- *")) == ""
+
+
+def test_keyword_search_leaves_out_common_words_unless_nothing_else(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    common = add_doc([f"the report number {n}" for n in range(COMMON_MIN)])
+    rare = add_doc(["the zebra"])
+    assert store.keyword_search(collection.id, "the zebra", 50) == [
+        (rare.chunk_ids[0], pytest.approx(store.keyword_search(collection.id, "zebra", 1)[0][1]))
+    ]
+    assert len(store.keyword_search(collection.id, "the", 50)) == 50
+    assert (
+        "<b>the</b>"
+        not in store.highlight("the zebra", rare.chunk_ids, "<b>", "</b>")[rare.chunk_ids[0]]
+    )
+    # After a write the counts are taken afresh: now both words are common, so both count.
+    add_doc(["zebra"] * COMMON_MIN)
+    found = {i for i, _ in store.keyword_search(collection.id, "the zebra", 3000)}
+    assert set(common.chunk_ids) <= found
 
 
 def test_keyword_search_treats_operators_as_words(
