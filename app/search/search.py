@@ -15,10 +15,8 @@ import numpy as np
 
 from app.errors import BadRequest, Conflict
 from app.ingest.embedder import Embedder
-from app.search import lookup
-from app.search.lookup import Filters
 from app.search.snippets import CLOSE, OPEN, snippet
-from app.store.database import Chunk, Collection, Document, Store
+from app.store.database import Chunk, Collection, Document, Scalar, Store
 from app.store.indexes import Indexes
 
 MODES = ("hybrid", "semantic", "keyword")
@@ -39,6 +37,19 @@ class Signal:
 
     rank: int
     score: float
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which documents may match: all given conditions hold (an empty filter allows all)."""
+
+    document_ids: tuple[int, ...] = ()
+    source_types: tuple[str, ...] = ()
+    metadata: dict[str, Scalar] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        """Whether any condition is set."""
+        return bool(self.document_ids or self.source_types or self.metadata)
 
 
 @dataclass(frozen=True)
@@ -172,7 +183,11 @@ class Searcher:
 
     def _allowed(self, collection: Collection, filters: Filters) -> list[int] | None:
         """The documents a filter allows (None when there is no filter)."""
-        return lookup.matching_documents(self.store, collection.id, filters) if filters else None
+        if not filters:
+            return None
+        return self.store.filter_documents(
+            collection.id, filters.document_ids, filters.source_types, filters.metadata
+        )
 
     def _semantic(
         self, collection: Collection, vector: np.ndarray, documents: list[int] | None
@@ -180,7 +195,7 @@ class Searcher:
         """The DEPTH nearest chunks to ``vector``, only from ``documents`` when given."""
         if documents is None:
             return self._nearest(collection.id, vector, DEPTH)
-        chunk_ids = lookup.document_chunks(self.store, documents)
+        chunk_ids = self.store.document_chunk_ids(documents)
         if len(chunk_ids) <= EXACT_LIMIT:
             # Few enough to score them all: exact, however selective the filter is.
             ids, vectors = self.store.chunk_vectors(collection.id, chunk_ids)
@@ -203,7 +218,7 @@ class Searcher:
         chunk_signals = (_signals(semantic), _signals(keyword))
         if query.group_by == "chunk":
             return _order(query.mode, *chunk_signals)
-        owners = lookup.chunk_documents(self.store, {i for i, _ in semantic + keyword})
+        owners = self.store.chunk_documents({i for i, _ in semantic + keyword})
         documents = _order(
             query.mode, _signals(_best_per(semantic, owners)), _signals(_best_per(keyword, owners))
         )
@@ -223,7 +238,7 @@ class Searcher:
     def _hits(self, query: SearchQuery, page: list[_Ranked]) -> list[Hit]:
         """Hits with their documents, chunks and snippets."""
         chunks = self.store.get_chunks_by_id(item.chunk_id for item in page)
-        documents = lookup.document_summaries(self.store, {c.document_id for c in chunks.values()})
+        documents = self.store.get_documents_by_id({c.document_id for c in chunks.values()})
         marked = self.store.highlight(query.text, chunks, OPEN, CLOSE)
         return [
             Hit(
@@ -278,7 +293,7 @@ class Searcher:
             for hit in self._nearest(collection.id, vector, DEPTH + len(exclude_chunks))
             if hit[0] not in exclude_chunks
         ]
-        owners = lookup.chunk_documents(self.store, (i for i, _ in ranking))
+        owners = self.store.chunk_documents((i for i, _ in ranking))
         ranking = [hit for hit in ranking if hit[0] in owners]  # deleted since indexed
         if group_by == "document":
             best: dict[int, tuple[int, float]] = {}
@@ -287,7 +302,7 @@ class Searcher:
             ranking = list(best.values())
         ranking = ranking[:k]
         chunks = self.store.get_chunks_by_id(i for i, _ in ranking)
-        documents = lookup.document_summaries(self.store, {owners[i] for i, _ in ranking})
+        documents = self.store.get_documents_by_id({owners[i] for i, _ in ranking})
         return [
             Neighbor(score, documents[owners[chunk_id]], chunks[chunk_id])
             for chunk_id, score in ranking

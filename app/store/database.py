@@ -136,6 +136,7 @@ _DOCUMENT_SUMMARY = (
 )
 _CHUNK = 'id, document_id, collection_id, seq, text, section, "start", "end", token_count'
 _WORD = re.compile(r"\w+")
+Scalar = str | int | float | bool | None  # a metadata value a filter can match
 # Keyword queries leave out words found in more than this share of all chunks (once there are
 # more than COMMON_MIN such chunks): BM25 gives them little weight, yet they match nearly every
 # chunk and cost most of a query's time. Of the shares tried on SciFact's train queries
@@ -463,6 +464,45 @@ class Store:
             total = self._rows(f"SELECT count(*) AS n FROM documents {where}", params)[0]["n"]
         return [_document(row) for row in rows], total
 
+    def get_documents_by_id(self, document_ids: Iterable[int]) -> dict[int, Document]:
+        """These documents without their text (missing ids are left out), keyed by id."""
+        rows = self._rows(
+            f"SELECT {_DOCUMENT_SUMMARY} FROM documents "
+            "WHERE id IN (SELECT value FROM json_each(?))",
+            [_json_ids(document_ids)],
+        )
+        return {row["id"]: _document(row) for row in rows}
+
+    def filter_documents(
+        self,
+        collection_id: int,
+        document_ids: Iterable[int] = (),
+        source_types: Iterable[str] = (),
+        metadata: dict[str, Scalar] | None = None,
+    ) -> list[int]:
+        """Ids of the collection's documents passing every given condition."""
+        sql = "SELECT id FROM documents WHERE collection_id = ?"
+        params: list[Any] = [collection_id]
+        if document_ids := list(document_ids):
+            sql += " AND id IN (SELECT value FROM json_each(?))"
+            params.append(_json_ids(document_ids))
+        if source_types := list(source_types):
+            sql += " AND source_type IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(source_types))
+        for key, value in (metadata or {}).items():
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise BadRequest(
+                    f"Metadata filter '{key}' must be a string, number, boolean or null.",
+                    param="filters.metadata",
+                )
+            # json_each matches top-level keys whatever characters they hold (a path would not).
+            sql += (
+                " AND EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m "
+                "WHERE m.key = ? AND m.value IS ?)"
+            )
+            params += [key, value]
+        return [row["id"] for row in self._rows(sql, params)]
+
     # Chunks
 
     def get_chunks(self, document_id: int) -> list[Chunk]:
@@ -483,9 +523,25 @@ class Store:
         """The chunks with these ids (missing ids are left out), keyed by id."""
         rows = self._rows(
             f"SELECT {_CHUNK} FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-            [json.dumps([int(i) for i in chunk_ids])],
+            [_json_ids(chunk_ids)],
         )
         return {row["id"]: Chunk(**row) for row in rows}
+
+    def chunk_documents(self, chunk_ids: Iterable[int]) -> dict[int, int]:
+        """The document id of each of these chunks (missing chunks are left out)."""
+        rows = self._rows(
+            "SELECT id, document_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            [_json_ids(chunk_ids)],
+        )
+        return {row["id"]: row["document_id"] for row in rows}
+
+    def document_chunk_ids(self, document_ids: Iterable[int]) -> list[int]:
+        """Ids of every chunk of these documents."""
+        rows = self._rows(
+            "SELECT id FROM chunks WHERE document_id IN (SELECT value FROM json_each(?))",
+            [_json_ids(document_ids)],
+        )
+        return [row["id"] for row in rows]
 
     def chunk_ids(self, collection_id: int) -> np.ndarray:
         """Every chunk id in the collection, ascending, as int64."""
@@ -503,9 +559,8 @@ class Store:
         sql = "SELECT id, vector FROM chunks WHERE collection_id = ?"
         params: list[Any] = [collection_id]
         if ids is not None:
-            # json_each instead of "IN (?, ?, ...)": no limit on the number of ids.
             sql += " AND id IN (SELECT value FROM json_each(?))"
-            params.append(json.dumps([int(i) for i in ids]))
+            params.append(_json_ids(ids))
         with self._lock:
             rows = self.db.execute(sql + " ORDER BY id", params).fetchall()
         ids_out = np.array([row[0] for row in rows], dtype=np.int64)
@@ -534,7 +589,7 @@ class Store:
         params: list[Any] = [match, collection_id]
         if document_ids is not None:
             sql += " AND chunks.document_id IN (SELECT value FROM json_each(?))"
-            params.append(json.dumps([int(i) for i in document_ids]))
+            params.append(_json_ids(document_ids))
         rows = self._rows(sql + " ORDER BY chunks_fts.rank LIMIT ?", [*params, limit])
         return [(row["id"], row["score"]) for row in rows]
 
@@ -552,7 +607,7 @@ class Store:
         rows = self._rows(
             "SELECT rowid AS id, highlight(chunks_fts, 0, ?, ?) AS text FROM chunks_fts "
             "WHERE chunks_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
-            [before, after, match, json.dumps([int(i) for i in chunk_ids])],
+            [before, after, match, _json_ids(chunk_ids)],
         )
         return {row["id"]: row["text"] for row in rows}
 
@@ -785,6 +840,11 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
     marks = ", ".join("?" * len(row))
     cursor = conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
     return cast(int, cursor.lastrowid)  # always set after a successful INSERT
+
+
+def _json_ids(ids: Iterable[int]) -> str:
+    """Ids as a JSON array for ``json_each``: unlike ``IN (?, ...)``, no limit on their number."""
+    return json.dumps([int(i) for i in ids])
 
 
 def _document(row: dict[str, Any]) -> Document:
