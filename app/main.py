@@ -39,8 +39,8 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
         or partial(
             load_encoder,
             backend=settings.backend,
-            data_dir=settings.data_dir,
-            threads=settings.torch_threads,
+            models_dir=settings.models_dir or settings.data_dir / "models",
+            threads=settings.model_threads,
         ),
         limits=Limits(
             max_inputs=settings.max_inputs_per_request,

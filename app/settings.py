@@ -68,11 +68,17 @@ class Settings(BaseSettings):
     max_queued_inputs: int = Field(
         16_384, description="Most inputs waiting for the model; more are refused with 429."
     )
-    torch_threads: int = Field(0, description="Threads for the model; 0 lets torch decide.")
+    model_threads: int = Field(
+        0, description="Threads the model runs on (torch or ONNX Runtime); 0: one per core."
+    )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "torch",
-        description="Model runtime: `torch`, `onnx` or `onnx-int8` (ONNX builds are cached under "
-        "the data directory; one whose vectors drift from torch's falls back to torch).",
+        description="Model runtime: `torch`, `onnx` or `onnx-int8` (built once, then cached; a "
+        "build whose vectors drift from torch's falls back to torch).",
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="Where ONNX model builds are cached; unset: `models` in the data directory.",
     )
     index_exact_max: int = Field(
         200_000,
