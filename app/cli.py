@@ -1,4 +1,4 @@
-"""The ``embedsearch`` command line: serve, ingest, verify, reindex, compact."""
+"""The ``embedsearch`` command line: serve, ingest, verify, reindex, compact, bench."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.settings import Settings, get_settings
+from app.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     import httpx
@@ -195,6 +195,23 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the benchmarks of a source checkout's bench/ (its own options follow ``bench``)."""
+    # bench/ sits beside app/ in a checkout (an editable install maps only app/), not in a wheel.
+    if not (PROJECT_ROOT / "bench" / "runner.py").is_file():
+        print(
+            "embedsearch: the benchmarks are not installed with the package; run "
+            "`embedsearch bench` from a source checkout (pip install -e .).",
+            file=sys.stderr,
+        )
+        return 2
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from bench.runner import main as run_benchmarks
+
+    return run_benchmarks(args.options, prog="embedsearch bench")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``embedsearch`` command."""
     parser = argparse.ArgumentParser(prog="embedsearch", description=__doc__)
@@ -222,7 +239,17 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("import", help="Restore an archive into an empty data directory.")
     p.add_argument("archive", help="An archive written by `embedsearch export`.")
     p.set_defaults(run=import_)
-    args = parser.parse_args(argv)
+    p = commands.add_parser(
+        "bench",
+        help="Run the benchmarks (source checkout): `embedsearch bench --help`.",
+        add_help=False,
+    )
+    p.set_defaults(run=bench)
+    # The benchmark runner parses its own options: pass on whatever follows `bench`.
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.options = rest
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

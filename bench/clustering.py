@@ -3,17 +3,15 @@
 Quality: a real server on 127.0.0.1 ingests BANKING77's 3,080 test texts (one JSON document
 each), clusters them with k=77 (POST /api/clusters) and reads each document's cluster from
 GET /api/map; V-measure against the intent labels (target >= 0.78, reference 0.78-0.80).
-``--ag-news`` does the same for AG News' 7,600 items with k=4 (reference ~0.60).
+``quality(url, "ag_news")`` does the same for AG News' 7,600 items with k=4 (reference ~0.60).
 
 Speed: 5,000 SciFact abstracts stored in-process with random unit 384-d vectors (two chunks per
 document), clustered into 20 (target <= 5 s) and automatically, then mapped (target <= 2 s).
-
-    python -m bench.clustering [--ag-news] [--skip-quality] [--json PATH]
+``--quick``: speed only (no model), at 1,000 documents.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -24,6 +22,7 @@ import httpx
 import numpy as np
 from sklearn.metrics import v_measure_score
 
+from bench.runner import Row, at_least, at_most, run_alone
 from bench.server import running_server
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared/data"
@@ -143,51 +142,60 @@ def speed(documents: int = 5000, k: int = 20) -> dict:
     return {"documents": len(rows), "chunks": 2 * len(rows), **timings}
 
 
-def row(name: str, value: float, target: str = "", digits: int = 2) -> None:
-    """One line of the results table."""
-    print(f"{name:<44}{value:>10.{digits}f}  {target}")
-
-
-def report(results: dict) -> None:
-    """Print the figures against their targets."""
-    print(f"{'measure':<44}{'value':>10}  target")
-    for q in results["quality"]:
-        target = ">= 0.78" if q["dataset"] == "banking77" else "~0.60 (reference)"
-        row(f"{q['dataset']} V-measure (k={q['k']})", q["v_measure"], target, 4)
-        row(f"{q['dataset']} POST /api/clusters (s)", q["cluster_s"])
-        row(f"{q['dataset']} GET /api/map, cold (s)", q["map_s"])
-    s = results["speed"]
-    n = s["documents"]
-    row(
-        f"cluster {n} docs, k=20 (s)",
-        s["cluster_k20_s"],
-        f"<= 5 (ratio {s['cluster_k20_s'] / 5:.2f})",
-    )
-    row(f"cluster {n} docs, auto k={s['cluster_auto_k']} (s)", s["cluster_auto_s"])
-    row(f"map {n} docs, cold (s)", s["map_cold_s"], f"<= 2 (ratio {s['map_cold_s'] / 2:.2f})")
-    row(f"map {n} docs, cached (s)", s["map_cached_s"], digits=3)
-    for q in results["quality"]:
-        print(f"\n{q['dataset']}: cluster label -> majority true label (purity), largest first")
-        for example in q["examples"][:12]:
-            print(f"  {example['label']:<48} -> {example['majority']} ({example['purity']:.0%})")
-
-
-def main() -> None:
-    """Run the benchmark, print the table, optionally write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ag-news", action="store_true", help="also cluster AG News (k=4)")
-    parser.add_argument("--skip-quality", action="store_true", help="speed only (no model)")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
-    results: dict = {"quality": [], "speed": speed()}
-    if not args.skip_quality:
-        names = ["banking77", "ag_news"] if args.ag_news else ["banking77"]
+def run(quick: bool = False) -> dict:
+    """Speed at 5,000 documents and BANKING77 quality; quick: speed at 1,000 only."""
+    results: dict = {"quality": [], "speed": speed(1000 if quick else 5000)}
+    if not quick:
         with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as (url, _, _):
-            results["quality"] = [quality(url, name) for name in names]
-    report(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+            results["quality"] = [quality(url, "banking77")]
+    return results
+
+
+def rows(result: dict) -> list[Row]:
+    """V-measure, and clustering and map times (held to targets at 5,000 documents)."""
+    quality = result["quality"] or [{"dataset": "banking77", "k": 77, "v_measure": None}]
+    out = [
+        at_least(f"{q['dataset']} V-measure (k={q['k']})", q["v_measure"], 0.78, digits=4)
+        for q in quality
+    ]
+    s = result["speed"]
+    n = s["documents"]
+    if n == 5000:
+        out.append(at_most(f"cluster {n} docs, k=20", s["cluster_k20_s"], 5, "s"))
+        out.append(at_most(f"map {n} docs, cold", s["map_cold_s"], 2, "s"))
+    else:
+        out.append(Row(f"cluster {n} docs, k=20", s["cluster_k20_s"], "s"))
+        out.append(Row(f"map {n} docs, cold", s["map_cold_s"], "s"))
+    return out
+
+
+def table(result: dict) -> str:
+    """Every figure, and each cluster's label against its majority true label."""
+    s = result["speed"]
+    n = s["documents"]
+    lines = ["| measure | value |", "|---|---:|"]
+    for q in result["quality"]:
+        lines += [
+            f"| {q['dataset']} V-measure (k={q['k']}) | {q['v_measure']:.4f} |",
+            f"| {q['dataset']} POST /api/clusters (s) | {q['cluster_s']:.2f} |",
+            f"| {q['dataset']} GET /api/map, cold (s) | {q['map_s']:.2f} |",
+        ]
+    lines += [
+        f"| cluster {n} docs, k=20 (s) | {s['cluster_k20_s']:.2f} |",
+        f"| cluster {n} docs, auto k={s['cluster_auto_k']} (s) | {s['cluster_auto_s']:.2f} |",
+        f"| map {n} docs, cold (s) | {s['map_cold_s']:.2f} |",
+        f"| map {n} docs, cached (s) | {s['map_cached_s']:.3f} |",
+    ]
+    for q in result["quality"]:
+        lines.append(
+            f"\n{q['dataset']}: cluster label -> majority true label (purity), largest first"
+        )
+        for example in q["examples"][:12]:
+            lines.append(
+                f"  {example['label']:<48} -> {example['majority']} ({example['purity']:.0%})"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    main()
+    run_alone("clustering")

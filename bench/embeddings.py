@@ -4,12 +4,11 @@ Raw: the bundled model's encoder (tokenise + forward) over the texts in length o
 batch size, texts/s, and the latency of a batch of one. HTTP: a real server on 127.0.0.1; 1, 4, 16 and 64 concurrent clients each
 sending 1-8 short texts (SciFact claims) per request, as the openai client does (base64).
 
-    python -m bench.embeddings [--quick] [--json PATH]
+    python -m bench --only embeddings [--quick]   (or python -m bench.embeddings)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.server import running_server
+from bench.runner import Row, at_least, at_most, run_alone
+from bench.server import MODELS, running_server
 
 CLAIMS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/queries.jsonl"
 
@@ -37,10 +37,12 @@ def raw_engine(texts: list[str], seconds: float) -> dict:
     Two orders: as clients send them (random), and length-sorted (the best case, where every
     batch holds texts of one length and pads nothing).
     """
-    from app.embeddings.encoder import SentenceTransformerEncoder
     from app.embeddings.models import bundled_minilm
+    from app.embeddings.onnx import load_encoder
+    from app.settings import Settings
 
-    encoder = SentenceTransformerEncoder(bundled_minilm())
+    # The encoder the server runs: the default backend, from the same cache of builds.
+    encoder = load_encoder(bundled_minilm(), Settings().backend, MODELS)
     lengths = [len(ids) for ids in encoder.tokenize(texts)]
     orders = {
         "random": random.Random(0).sample(texts, len(texts)),
@@ -167,16 +169,21 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
-    result = run(args.quick)
-    print(table(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+def rows(result: dict) -> list[Row]:
+    """The summary rows of ``python -m bench``: raw, HTTP per client count, single-request p50."""
+    raw = result["raw"]
+    out = [
+        Row("raw engine, short texts, random order", raw["texts_per_s"], "texts/s", digits=0),
+        Row("raw engine, length-sorted", raw["sorted"]["texts_per_s"], "texts/s", digits=0),
+    ]
+    for load in result["http"]:
+        clients = f"HTTP, {load['clients']} client{'s' if load['clients'] > 1 else ''}"
+        out.append(Row(clients, load["texts_per_s"], "texts/s", digits=0))
+        if load["clients"] == 16:
+            out.append(at_least(f"{clients} / raw engine", load["ratio_to_raw"], 0.9, "x"))
+    out.append(at_most("HTTP single short request p50", result["http_single_p50_ms"], 10, "ms"))
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    run_alone("embeddings")

@@ -3,25 +3,25 @@
 384-d L2-normalised vectors from a gaussian mixture (so approximate search meets realistic
 structure), at 100k and 1M: build time, index size, single-query p50/p99 latency and recall@10
 against exact search, for the exact index and the IVF index at several nprobe. Both go through
-``app.store.index.FaissIndex`` (IVF forced with ``exact_max=0``).
-
-    python -m bench.index_scale [--quick] [--sizes 100000,1000000] [--threads N] [--json PATH]
+``app.store.index.FaissIndex`` (IVF forced with ``exact_max=0``). ``--quick``: 50k only.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import faiss
 import numpy as np
 
+from app.settings import Settings
 from app.store.index import FaissIndex, nlist_for
+from bench.runner import Row, run_alone
 
 DIMENSIONS = 384
 CLUSTERS = 2000
 NOISE = 0.045  # per-dimension std: the noise's norm is ~0.9 of a centre's
+NPROBES = (8, 16, 32, 64)
+NPROBE = Settings.model_fields["index_nprobe"].default  # what a server uses
 
 
 def clustered(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
@@ -117,37 +117,44 @@ def run_size(n: int, nprobes: list[int], latency_queries: int) -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100k only")
-    parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--nprobes", default="8,16,32,64")
-    parser.add_argument("--threads", type=int, default=0, help="FAISS OpenMP threads (0: all)")
-    parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args()
-    if args.threads:
-        faiss.omp_set_num_threads(args.threads)
-    sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    nprobes = [int(s) for s in args.nprobes.split(",")]
-    rows = []
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
-    print(
-        f"{'n':>9} {'index':<28} {'build s':>8} {'MB':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'x flat':>7} {'recall@10':>9}"
-    )
-    for n in sizes:
-        for row in run_size(n, nprobes, 300 if n <= 200_000 else 150):
-            rows.append(row)
-            print(
-                f"{row['n']:>9} {row['index']:<28} {row['build_s']:>8.1f} {row['mb']:>8.0f} "
-                f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['speedup_p50']:>7.1f} "
-                f"{row['recall@10']:>9.3f}",
-                flush=True,
+def run(quick: bool = False) -> dict:
+    """Every index at 100k and 1M vectors (50k only when quick)."""
+    if quick:
+        figures = run_size(50_000, list(NPROBES), 100)
+    else:
+        figures = run_size(100_000, list(NPROBES), 300) + run_size(1_000_000, list(NPROBES), 150)
+    return {"threads": faiss.omp_get_max_threads(), "rows": figures}
+
+
+def table(result: dict) -> str:
+    """Every size and index as a Markdown table."""
+    lines = [
+        f"faiss {faiss.__version__}, {result['threads']} threads",
+        "",
+        "| n | index | build s | MB | p50 ms | p99 ms | x flat | recall@10 |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['n']} | {r['index']} | {r['build_s']:.1f} | {r['mb']:.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['speedup_p50']:.1f} | {r['recall@10']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def rows(result: dict) -> list[Row]:
+    """Per size: exact search p50, and IVF at the server's nprobe: p50 and recall@10."""
+    out = []
+    for r in result["rows"]:
+        if r["index"] == "flat (exact)":
+            out.append(Row(f"{r['n']:,} vectors, exact p50", r["p50_ms"], "ms"))
+        elif r["index"].endswith("nprobe=32"):
+            out.append(Row(f"{r['n']:,} vectors, IVF nprobe=32 p50", r["p50_ms"], "ms"))
+            out.append(
+                Row(f"{r['n']:,} vectors, IVF nprobe=32 recall@10", r["recall@10"], digits=3)
             )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    run_alone("index_scale")

@@ -3,13 +3,11 @@
 One real server on 127.0.0.1 holds a few hundred SciFact documents; 64 clients (by default) send
 for 60 s: 70% embeddings (1-8 claims), 25% hybrid searches, 5% small uploads. Reports p50/p99
 per route, every error that is not a deliberate 429, and the server's RSS at start and end.
-
-    python -m bench.load [--clients 64] [--seconds 60] [--json PATH]
+``--quick``: 15 s on 50 documents. Not in a plain ``python -m bench``: run it with ``--only load``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -23,6 +21,7 @@ import httpx
 
 from bench.embeddings import short_texts
 from bench.ingest import records
+from bench.runner import Row, at_most, run_alone
 from bench.server import running_server
 
 
@@ -80,10 +79,11 @@ async def load(url: str, clients: int, seconds: float) -> dict:
     return routes
 
 
-def run(clients: int, seconds: float) -> dict:
+def run(quick: bool = False, clients: int = 64) -> dict:
     """Seed a server with documents, measure RSS, load it, measure RSS again."""
+    seconds = 15 if quick else 60
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as (url, proc, _):
-        body = "\n".join(json.dumps(d) for d in records(300)).encode()
+        body = "\n".join(json.dumps(d) for d in records(50 if quick else 300)).encode()
         httpx.post(
             f"{url}/api/documents?wait=true", files={"files": ("seed.jsonl", body)}, timeout=3600
         )
@@ -121,17 +121,18 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--json", type=Path, help="write the figures here")
-    args = parser.parse_args()
-    result = run(args.clients, args.seconds)
-    print(table(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+def rows(result: dict) -> list[Row]:
+    """p50 per route, errors other than 429 (there should be none) and RSS growth."""
+    out = [
+        Row(f"{route} p50", r["p50_ms"], "ms", digits=0) for route, r in result["routes"].items()
+    ]
+    errors = sum(n for statuses in result["unexpected_errors"].values() for n in statuses.values())
+    out.append(at_most(f"errors other than 429, {result['clients']} clients", errors, 0, digits=0))
+    out.append(
+        Row("server RSS growth", result["rss_end_mb"] - result["rss_start_mb"], "MB", digits=0)
+    )
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    run_alone("load")

@@ -13,6 +13,13 @@ from pathlib import Path
 
 import httpx
 
+# One cache of ONNX builds (slow to make) for every benchmark: EMBEDSEARCH_MODELS_DIR, or else the
+# checkout's data/models, where `embedsearch serve` run from the checkout keeps it too.
+MODELS = Path(
+    os.environ.get("EMBEDSEARCH_MODELS_DIR")
+    or Path(__file__).resolve().parent.parent / "data/models"
+)
+
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
@@ -25,10 +32,18 @@ def free_port() -> int:
 def running_server(
     workdir: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    """Run ``python -m app serve`` with its data under ``workdir``; yield (url, process, log)."""
+    """Run ``python -m app serve`` with its data under ``workdir``; yield (url, process, log).
+
+    Every server shares the ONNX builds in ``MODELS``.
+    """
     port = free_port()
     log = workdir / "server.log"
-    full_env = {**os.environ, "EMBEDSEARCH_DATA_DIR": str(workdir / "data"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "EMBEDSEARCH_DATA_DIR": str(workdir / "data"),
+        "EMBEDSEARCH_MODELS_DIR": str(MODELS),
+        **(env or {}),
+    }
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)],

@@ -3,6 +3,7 @@ and a real server (real model) on 127.0.0.1 for conformance tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from bench.server import running_server
 from tests.fakes import FakeEncoder
 
 API_KEY = "test-key-123"
+# Servers started by tests share the checkout's cache of ONNX builds (where `embedsearch serve`
+# keeps it), so a model is built once, not once per test's data directory.
+os.environ.setdefault(
+    "EMBEDSEARCH_MODELS_DIR", str(Path(__file__).resolve().parent.parent / "data" / "models")
+)
 
 
 def assert_error(response, status: int, param: str | None = None) -> dict:

@@ -1,0 +1,118 @@
+"""The benchmark runner: one table against targets and a JSON report, through fake benchmarks."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.cli import main as cli_main
+from bench import runner
+from bench.runner import Row, at_least, at_most, within
+
+
+def fake_module(name: str, run: Callable[[bool], dict]) -> types.ModuleType:
+    module = types.ModuleType(f"bench.{name}")
+    module.run = run
+    module.rows = lambda result: [
+        Row("rate", result["rate"], "texts/s", digits=0),
+        at_least("ratio", result["ratio"], 0.9, "x"),
+        at_most("p50", 4.0, 10, "ms"),
+        within("difference", None, 0.005),
+    ]
+    return module
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Benchmarks ``fake`` (instant) and ``broken`` (raises), outside the default set."""
+
+    def broken(quick: bool) -> dict:
+        raise RuntimeError("no data")
+
+    for name, run in {
+        "fake": lambda quick: {"quick": quick, "rate": 1234.4, "ratio": 0.5},
+        "broken": broken,
+    }.items():
+        monkeypatch.setitem(sys.modules, f"bench.{name}", fake_module(name, run))
+        monkeypatch.setitem(runner.BENCHES, name, False)
+
+
+def test_one_table_with_targets_and_a_json_report(fakes, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "results.json"
+    assert runner.main(["--only", "fake", "--quick", "--json", str(path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    header = table.index(next(line for line in table if line.startswith("| bench")))
+    assert [cell.strip() for cell in table[header].strip("|").split("|")] == [
+        "bench",
+        "measure",
+        "value",
+        "target",
+        "ok",
+    ]
+    body = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[header + 2 :]]
+    assert body == [
+        ["fake", "rate", "1,234 texts/s", "", ""],
+        ["fake", "ratio", "0.50 x", ">= 0.9 x", "FAIL"],
+        ["fake", "p50", "4.00 ms", "<= 10 ms", "pass"],
+        ["fake", "difference", "not run", "within ±0.005", ""],
+    ]
+    report = json.loads(path.read_text())
+    assert report["quick"] is True
+    assert report["benches"]["fake"]["result"] == {"quick": True, "rate": 1234.4, "ratio": 0.5}
+    assert report["rows"][1] == {
+        "bench": "fake",
+        "measure": "ratio",
+        "value": 0.5,
+        "unit": "x",
+        "target": ">= 0.9 x",
+        "ok": False,
+        "digits": 2,
+    }
+    machine = report["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["date"]
+    assert {"torch", "onnxruntime", "faiss-cpu"} <= set(machine["versions"])
+
+
+def test_a_crash_is_reported_and_the_rest_still_runs(fakes, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "results.json"
+    assert runner.main(["--only", "broken,fake", "--json", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "crashed: RuntimeError('no data')" in out and "| fake " in out
+    report = json.loads(path.read_text())
+    assert report["benches"]["broken"]["crashed"] == "RuntimeError('no data')"
+    assert report["benches"]["fake"]["result"]["quick"] is False
+
+
+def test_embedsearch_bench_runs_the_same_runner(fakes, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "results.json"
+    with pytest.raises(SystemExit) as raised:
+        cli_main(["bench", "--only", "fake", "--json", str(path)])
+    assert raised.value.code == 0
+    assert "| fake " in capsys.readouterr().out and path.is_file()
+
+
+def test_unknown_benchmark_names_the_choices(capsys) -> None:
+    with pytest.raises(SystemExit):
+        runner.main(["--only", "nope"])
+    assert "choose from embeddings, backends" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(runner.BENCHES))
+def test_every_benchmark_has_the_common_interface(name: str) -> None:
+    module = importlib.import_module(f"bench.{name}")
+    assert callable(module.run) and callable(module.rows)
+
+
+def test_embedsearch_bench_outside_a_checkout_says_where_to_run_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    monkeypatch.setattr("app.cli.PROJECT_ROOT", tmp_path)  # as in a wheel: no bench/ beside app/
+    with pytest.raises(SystemExit) as raised:
+        cli_main(["bench", "--quick"])
+    assert raised.value.code == 2 and "source checkout" in capsys.readouterr().err
