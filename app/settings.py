@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         0, description="Threads the model runs on (torch or ONNX Runtime); 0: one per core."
     )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+        "onnx-int8",
         description="Model runtime: `torch`, `onnx` or `onnx-int8` (built once, then cached; a "
         "build whose vectors drift from torch's falls back to torch).",
     )
