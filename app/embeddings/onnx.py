@@ -1,8 +1,9 @@
 """ONNX Runtime backends for the bundled model: fp32 (``onnx``) and dynamic int8 (``onnx-int8``).
 
 The ONNX files are built once from the bundled weights (never written beside them: they live under
-``<models_dir>/<model>/<backend>/``, by default ``data/models``) with a JSON record of what they were built from; a change
-of weights, library versions or quantization config rebuilds them. Building is:
+``<models_dir>/<model>/<backend>/``, by default ``data/models``) with a JSON record of what they
+were built from; a change of weights, library versions or quantization config rebuilds them.
+Building is:
 
 1. export the model's transformer (eager attention, so ONNX Runtime can fuse it) with
    ``torch.onnx.export``;
@@ -486,9 +487,15 @@ class OnnxEncoder:
         if self._pool is None:
             tokens = self._run(input_ids, mask)
         else:
-            # Longest first, so the workers finish together.
+            # Each row without its padding, longest first so the workers finish together.
             order = sorted(range(len(batch)), key=lambda row: -len(batch[row]))
-            runs = list(self._pool.map(self._run_one, [batch[row] for row in order]))
+            rows = [slice(row, row + 1) for row in order]
+            ends = [len(batch[row]) + 2 for row in order]
+            runs = list(
+                self._pool.map(
+                    lambda row, end: self._run(input_ids[row, :end], mask[row, :end]), rows, ends
+                )
+            )
             tokens = np.zeros((len(batch), width, runs[0].shape[-1]), np.float32)
             for row, out in zip(order, runs, strict=True):
                 tokens[row, : out.shape[1]] = out[0]
@@ -501,11 +508,6 @@ class OnnxEncoder:
             for module in self._heads:
                 features = module(features)
         return features["sentence_embedding"].float().numpy().astype(np.float32, copy=False)
-
-    def _run_one(self, ids: list[int]) -> np.ndarray:
-        """Token embeddings of one unpadded sequence."""
-        input_ids = np.array([[self.tokenizer.cls_token_id, *ids, self.tokenizer.sep_token_id]])
-        return self._run(input_ids, np.ones_like(input_ids))
 
     def _run(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Token embeddings of a padded batch from ONNX Runtime."""
