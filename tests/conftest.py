@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.store.database import Store
 from bench.server import running_server
 from tests.fakes import FakeEncoder
 
@@ -37,6 +38,14 @@ def assert_error(response, status: int, param: str | None = None) -> dict:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", _env_file=None)
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    """An in-memory store."""
+    store = Store(None)
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -25,13 +25,6 @@ class FakeEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         """One normalised row per text."""
         return self.encoder.encode(self.encoder.tokenize(texts))
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    store = Store(None)
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -21,13 +21,6 @@ def unit_vectors(rng: np.random.Generator, n: int, dimensions: int = DIMENSIONS)
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    store = Store(None)
-    yield store
-    store.close()
 
 
 @pytest.fixture
