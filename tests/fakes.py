@@ -22,6 +22,7 @@ class FakeEncoder:
 
     dimensions = 32
     max_tokens = 254
+    concurrency = 1
 
     def __init__(self, spec: ModelSpec | None = None, delay: threading.Event | None = None) -> None:
         self.tokenizer = tokenizer()

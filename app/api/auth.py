@@ -41,8 +41,11 @@ def presented_key(request: Request) -> str | None:
     return bearer(request) or request.cookies.get(COOKIE) or None
 
 
-def require_key(request: Request) -> None:
-    """Dependency: the request carries a valid API key (when keys are configured)."""
+async def require_key(request: Request) -> None:
+    """Dependency: the request carries a valid API key (when keys are configured).
+
+    ``async`` because it never waits: FastAPI would run a plain ``def`` in a worker thread.
+    """
     check_key(presented_key(request), request.app.state.settings.api_keys)
 
 

@@ -49,7 +49,7 @@ class DocumentsIn(BaseModel):
         return value
 
 
-def get_ingestor(request: Request) -> Ingestor:
+async def get_ingestor(request: Request) -> Ingestor:
     """The app's ingestion job runner."""
     return request.app.state.ingestor
 

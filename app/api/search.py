@@ -22,18 +22,20 @@ Scalar = StrictStr | StrictInt | StrictFloat | bool | None
 MAX_SIMILARITY_TEXTS = 256  # a full matrix of n texts is n² numbers
 
 
-def get_embedder(request: Request) -> Embedder:
+async def get_embedder(request: Request) -> Embedder:
     """What the app embeds queries with (the same model ingestion used)."""
     return request.app.state.embedder
 
 
-def get_searcher(store: StoreDep, indexes: IndexesDep, request: Request) -> Searcher:
+EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+async def get_searcher(store: StoreDep, indexes: IndexesDep, embedder: EmbedderDep) -> Searcher:
     """A searcher over the app's store, indexes and embedder."""
-    return Searcher(store, indexes, get_embedder(request))
+    return Searcher(store, indexes, embedder)
 
 
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
-EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 
 
 class FiltersIn(BaseModel):

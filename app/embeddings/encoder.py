@@ -18,6 +18,7 @@ class Encoder(Protocol):
     backend: str  # what runs the model: torch, onnx or onnx-int8
     vocab_size: int
     tokenizer: Any  # the model's own Hugging Face tokenizer; chunking counts with it
+    concurrency: int  # batches that may run at once, each from its own thread
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens and untruncated."""
@@ -34,6 +35,7 @@ class SentenceTransformerEncoder:
     backend = "torch"
     requested_backend = "torch"
     fallback: str | None = None  # why a requested ONNX backend is not the one running
+    concurrency = 1  # torch spreads one batch over its own threads
 
     def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time

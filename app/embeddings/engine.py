@@ -1,10 +1,14 @@
 """The embeddings engine: validation, token counting and dynamic batching across requests.
 
 Every caller (the HTTP route, ingestion, search) goes through ``Engine.embed`` / ``aembed``.
-Requests are queued; one worker thread takes the queued inputs in rounds, first-in first-out
-(a few batches' worth at a time), sorts each round by length so that like lengths share a batch,
-cuts it into batches bounded by a token budget (padded length x count), runs the model and hands
+Requests are queued; worker threads take the queued inputs in rounds, first-in first-out
+(a few batches' worth at a time), sort each round by length so that like lengths share a batch,
+cut it into batches bounded by a token budget (padded length x count), run the model and hand
 each request its rows back. A full queue refuses new work with 429 instead of growing.
+
+An encoder that runs several batches at once (``Encoder.concurrency``, onnx-int8's pool of
+one-thread workers) gets as many worker threads: while one hands a finished batch back and takes
+the next round, the other's batch keeps the model's cores busy.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = logging.getLogger("embedsearch.engine")
 
 Inputs = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]]
 ROUND_BATCHES = 4  # a round takes this many batches' worth of the queue, then sorts it
+INLINE_SIZE = 4096  # characters or token ids: tokenised and checked in well under a millisecond
 
 
 @dataclass
@@ -82,15 +87,19 @@ class Engine:
         self._queue: deque[tuple[_Request, int]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._delivering = threading.Lock()  # a request's rows may come from concurrent batches
         self._threads: list[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Load the models in the background, then serve the queue."""
-        thread = threading.Thread(target=self._run, name="embedsearch-engine", daemon=True)
-        thread.start()
+        self._spawn(self._run)
+
+    def _spawn(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name="embedsearch-engine", daemon=True)
         self._threads.append(thread)
+        thread.start()
 
     def stop(self) -> None:
         """Stop the worker; requests still queued fail with 503."""
@@ -135,8 +144,15 @@ class Engine:
     async def aembed(
         self, inputs: Inputs, model: str | None = None, dimensions: int | None = None
     ) -> Embedded:
-        """Embed without blocking the event loop (tokenising runs in a worker thread)."""
-        spec, request, tokens = await asyncio.to_thread(self._submit, inputs, model, dimensions)
+        """Embed without blocking the event loop.
+
+        A small request is tokenised right here: that takes less time than handing it to a
+        thread. A large one, or any while the model is still loading, is submitted from a thread.
+        """
+        if self.ready.is_set() and _size(inputs) <= INLINE_SIZE:
+            spec, request, tokens = self._submit(inputs, model, dimensions)
+        else:
+            spec, request, tokens = await asyncio.to_thread(self._submit, inputs, model, dimensions)
         vectors = await asyncio.wrap_future(request.future)
         return self._finish(spec, vectors, tokens, dimensions)
 
@@ -241,6 +257,11 @@ class Engine:
             log.exception("Model failed to load")
             self.error = exc
         self.ready.set()
+        for _ in range(max((e.concurrency for e in self.encoders.values()), default=1) - 1):
+            self._spawn(self._serve)
+        self._serve()
+
+    def _serve(self) -> None:
         while items := self._next_round():
             for batch in self._batches(items):
                 self._run_batch(batch)
@@ -289,16 +310,24 @@ class Engine:
             for request, _ in batch:
                 self._fail(request, exc)
             return
-        for (request, i), vector in zip(batch, vectors, strict=True):
-            request.vectors[i] = vector
-            request.remaining -= 1
-            if request.remaining == 0 and not request.future.done():
-                request.future.set_result(request.vectors)
+        with self._delivering:
+            for (request, i), vector in zip(batch, vectors, strict=True):
+                request.vectors[i] = vector
+                request.remaining -= 1
+                if request.remaining == 0 and not request.future.done():
+                    request.future.set_result(request.vectors)
 
     @staticmethod
     def _fail(request: _Request, exc: BaseException) -> None:
         if not request.future.done():
             request.future.set_exception(exc)
+
+
+def _size(inputs: Inputs) -> int:
+    """Characters or token ids in the input: what tokenising and checking it costs."""
+    if isinstance(inputs, str):
+        return len(inputs)
+    return sum(len(x) if isinstance(x, str | list | tuple) else 1 for x in inputs)
 
 
 def _check_dimensions(dimensions: int | None, native: int) -> None:

@@ -456,8 +456,10 @@ class OnnxEncoder:
         # sequence gets its own scales: the same vector in any batch. Workers with one ORT
         # thread each keep every core busy (measured faster than one session on two threads).
         self._pool = None
+        self.concurrency = 1  # batches the engine may run at once
         if backend == "onnx-int8":
-            self._pool = ThreadPoolExecutor(threads or os.cpu_count() or 1, "onnx-int8")
+            self.concurrency = threads or os.cpu_count() or 1
+            self._pool = ThreadPoolExecutor(self.concurrency, "onnx-int8")
             threads = 1
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -33,14 +33,14 @@ def signed_in(request: Request) -> bool:
     return True
 
 
-def require_sign_in(request: Request) -> None:
+async def require_sign_in(request: Request) -> None:
     """Dependency for pages: send a browser that is not signed in to the sign-in page."""
     if not signed_in(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
 
 
-def same_site(request: Request) -> None:
+async def same_site(request: Request) -> None:
     """Dependency for page forms: refuse a POST another site made the browser send."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise Unauthorized("Cross-site form submissions are not accepted.", code=None)

@@ -81,3 +81,40 @@ def test_prompt_tokens_count_full_input(engine: Engine, fake: FakeEncoder) -> No
     fake.gate.set()
     assert engine.embed("word " * 300).prompt_tokens == 300
     assert engine.embed([1, 2, 3]).prompt_tokens == 3
+
+
+class ConcurrentFake(FakeEncoder):
+    """A fake that, like onnx-int8, can run two batches at once; counts batches entered."""
+
+    concurrency = 2
+
+    def __init__(self) -> None:
+        super().__init__(delay=threading.Event())
+        self.inside = threading.Semaphore(0)
+
+    def encode(self, batch: list[list[int]]) -> np.ndarray:
+        self.inside.release()
+        return super().encode(batch)
+
+
+def test_an_encoder_running_batches_at_once_gets_as_many_workers() -> None:
+    fake = ConcurrentFake()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=64)
+    engine.start()
+    texts = [f"word {i} " * 10 for i in range(20)]  # 22 tokens each: more than one round
+    pool = ThreadPoolExecutor(2)
+    try:
+        first = pool.submit(engine.embed, "held at the gate")
+        assert fake.inside.acquire(timeout=5)
+        second = pool.submit(engine.embed, texts)
+        assert fake.inside.acquire(timeout=5)  # a second batch ran while the first waited
+        fake.gate.set()
+        first.result(timeout=5)
+        result = second.result(timeout=5)
+        alone = np.stack([engine.embed(text).vectors[0] for text in texts])
+    finally:
+        fake.gate.set()
+        pool.shutdown()
+        engine.stop()
+    # The request's rows came from batches run by both workers, and are all in their place.
+    assert np.allclose(result.vectors, alone, atol=1e-6)
