@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.embeddings.encoder import encode_batches
 from app.embeddings.models import bundled_minilm
 from app.embeddings.onnx import BACKENDS, ModelCache, load_encoder
 from bench.runner import Row, at_least, run_alone
@@ -74,7 +75,7 @@ def run(quick: bool = False) -> dict:
             work = batches(seqs, BATCH_TOKENS)
             for name, enc in encoders.items():
                 begin = time.perf_counter()
-                out = [enc.encode(batch) for batch in work]
+                out = encode_batches(enc, work)
                 elapsed[name, set_name] += time.perf_counter() - begin
                 vectors[name, set_name] = np.concatenate(out)
 

@@ -29,6 +29,7 @@ def records(limit: int | None = None) -> list[dict]:
 
 def raw_engine(docs: list[dict], backend: str, sample: int | None = None) -> dict:
     """Chunk as the server does, then encode the chunks (or a random ``sample`` of them)."""
+    from app.embeddings.encoder import encode_batches
     from app.embeddings.models import bundled_minilm
     from app.embeddings.onnx import ModelCache, load_encoder
     from app.ingest.chunking import chunk_text
@@ -54,8 +55,7 @@ def raw_engine(docs: list[dict], backend: str, sample: int | None = None) -> dic
     start = time.perf_counter()
     ids = [seq[: encoder.max_tokens] for seq in encoder.tokenize(texts)]
     ids.sort(key=len)  # as a tuned raw loop would: batches of like lengths pad least
-    for i in range(0, len(ids), 64):
-        encoder.encode(ids[i : i + 64])
+    encode_batches(encoder, [ids[i : i + 64] for i in range(0, len(ids), 64)])
     seconds = time.perf_counter() - start
     return {
         "backend": encoder.backend,

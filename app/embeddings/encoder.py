@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,7 +19,7 @@ class Encoder(Protocol):
     backend: str  # what runs the model: torch, onnx or onnx-int8
     vocab_size: int
     tokenizer: Any  # the model's own Hugging Face tokenizer; chunking counts with it
-    concurrency: int  # batches that may run at once, each from its own thread
+    concurrency: int  # calls to encode() worth running at once, each from its own thread
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens and untruncated."""
@@ -27,6 +28,14 @@ class Encoder(Protocol):
     def encode(self, batch: list[list[int]]) -> np.ndarray:
         """L2-normalised float32 vectors, one row per id sequence (each fits the window)."""
         ...
+
+
+def encode_batches(encoder: Encoder, batches: list[list[list[int]]]) -> list[np.ndarray]:
+    """Each batch's vectors, in order, running ``encoder.concurrency`` batches at once."""
+    if encoder.concurrency == 1:
+        return [encoder.encode(batch) for batch in batches]
+    with ThreadPoolExecutor(encoder.concurrency) as pool:
+        return list(pool.map(encoder.encode, batches))
 
 
 class SentenceTransformerEncoder:

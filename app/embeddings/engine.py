@@ -6,9 +6,9 @@ Requests are queued; worker threads take the queued inputs in rounds, first-in f
 cut it into batches bounded by a token budget (padded length x count), run the model and hand
 each request its rows back. A full queue refuses new work with 429 instead of growing.
 
-An encoder that runs several batches at once (``Encoder.concurrency``, onnx-int8's pool of
-one-thread workers) gets as many worker threads: while one hands a finished batch back and takes
-the next round, the other's batch keeps the model's cores busy.
+An encoder that runs several batches at once (``Encoder.concurrency``: onnx-int8 runs one per
+core) gets as many worker threads, and each takes at most its share of what is queued (guided
+self-scheduling), so the workers finish together and no core waits for another's round.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class Engine:
         self._queue: deque[tuple[_Request, int]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._workers = 1
         self._delivering = threading.Lock()  # a request's rows may come from concurrent batches
         self._threads: list[threading.Thread] = []
 
@@ -257,7 +258,8 @@ class Engine:
             log.exception("Model failed to load")
             self.error = exc
         self.ready.set()
-        for _ in range(max((e.concurrency for e in self.encoders.values()), default=1) - 1):
+        self._workers = max((e.concurrency for e in self.encoders.values()), default=1)
+        for _ in range(self._workers - 1):
             self._spawn(self._serve)
         self._serve()
 
@@ -275,7 +277,8 @@ class Engine:
                 return []
             taken: list[tuple[_Request, int]] = []
             tokens = 0
-            while self._queue and tokens < ROUND_BATCHES * self.batch_tokens:
+            share = -(-len(self._queue) // self._workers)
+            while self._queue and tokens < ROUND_BATCHES * self.batch_tokens and len(taken) < share:
                 request, i = self._queue[0]
                 if request.future.done():  # cancelled or failed: skip its remaining inputs
                     self._queue.popleft()
@@ -284,6 +287,8 @@ class Engine:
                     break
                 taken.append(self._queue.popleft())
                 tokens += len(request.seqs[i]) + 2
+            if self._queue:  # what is left is another worker's share
+                self._cond.notify()
             self.metrics.queue_depth.set(len(self._queue))
         # Sorting across requests keeps padding small: like lengths share a batch.
         taken.sort(key=lambda item: len(item[0].seqs[item[1]]))

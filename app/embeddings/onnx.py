@@ -31,7 +31,6 @@ import platform
 import shutil
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -400,14 +399,15 @@ def quantize(source: Path, target: Path, quantization: Quantization) -> None:
 
 def guard(spec: ModelSpec, path: Path, threads: int = 0) -> dict:
     """Mean and min cosine of the ONNX model's vectors to torch fp32 on GUARD_TEXTS."""
-    from app.embeddings.encoder import SentenceTransformerEncoder
+    from app.embeddings.encoder import SentenceTransformerEncoder, encode_batches
 
     reference = SentenceTransformerEncoder(spec, threads=threads)
     candidate = OnnxEncoder(spec, path, threads=threads, base=reference.model)
     ids = reference.tokenize(GUARD_TEXTS)
     ids = [seq[: reference.max_tokens] for seq in ids]
-    expected = np.concatenate([reference.encode(ids[i : i + 16]) for i in range(0, len(ids), 16)])
-    got = np.concatenate([candidate.encode(ids[i : i + 16]) for i in range(0, len(ids), 16)])
+    batches = [ids[i : i + 16] for i in range(0, len(ids), 16)]
+    expected = np.concatenate(encode_batches(reference, batches))
+    got = np.concatenate(encode_batches(candidate, batches))
     cosines = np.sum(expected * got, axis=1)
     mean = float(cosines.mean())
     return {
@@ -453,13 +453,13 @@ class OnnxEncoder:
         self.vocab_size = int(self.tokenizer.vocab_size)
         # Dynamic int8 scales activations per tensor, so in a padded batch a text's vector would
         # depend on its batch mates (mean cosine 0.992 alone vs in a batch). Run alone, each
-        # sequence gets its own scales: the same vector in any batch. Workers with one ORT
-        # thread each keep every core busy (measured faster than one session on two threads).
-        self._pool = None
-        self.concurrency = 1  # batches the engine may run at once
-        if backend == "onnx-int8":
+        # sequence gets its own scales: the same vector in any batch. A call runs on one ORT
+        # thread, and callers run one call per core at once (``concurrency``): measured faster
+        # than one session on two threads.
+        self._alone = backend == "onnx-int8"
+        self.concurrency = 1
+        if self._alone:
             self.concurrency = threads or os.cpu_count() or 1
-            self._pool = ThreadPoolExecutor(self.concurrency, "onnx-int8")
             threads = 1
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -486,21 +486,17 @@ class OnnxEncoder:
         for row, ids in enumerate(batch):
             input_ids[row, : len(ids) + 2] = [cls, *ids, sep]
             mask[row, : len(ids) + 2] = 1
-        if self._pool is None:
+        if not self._alone:
             tokens = self._run(input_ids, mask)
-        else:
-            # Each row without its padding, longest first so the workers finish together.
-            order = sorted(range(len(batch)), key=lambda row: -len(batch[row]))
-            rows = [slice(row, row + 1) for row in order]
-            ends = [len(batch[row]) + 2 for row in order]
-            runs = list(
-                self._pool.map(
-                    lambda row, end: self._run(input_ids[row, :end], mask[row, :end]), rows, ends
-                )
-            )
+        else:  # each row without its padding
+            ends = [len(ids) + 2 for ids in batch]
+            runs = [
+                self._run(input_ids[row : row + 1, :end], mask[row : row + 1, :end])
+                for row, end in enumerate(ends)
+            ]
             tokens = np.zeros((len(batch), width, runs[0].shape[-1]), np.float32)
-            for row, out in zip(order, runs, strict=True):
-                tokens[row, : out.shape[1]] = out[0]
+            for row, (end, out) in enumerate(zip(ends, runs, strict=True)):
+                tokens[row, :end] = out[0]
         features = {
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(mask),

@@ -118,3 +118,25 @@ def test_an_encoder_running_batches_at_once_gets_as_many_workers() -> None:
         engine.stop()
     # The request's rows came from batches run by both workers, and are all in their place.
     assert np.allclose(result.vectors, alone, atol=1e-6)
+
+
+def test_each_worker_takes_its_share_of_the_queue() -> None:
+    fake = ConcurrentFake()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=4096)
+    engine.start()
+    pool = ThreadPoolExecutor(2)
+    try:
+        first = pool.submit(engine.embed, "held at the gate")
+        assert fake.inside.acquire(timeout=5)
+        second = pool.submit(engine.embed, [f"text number {i}" for i in range(20)])
+        assert fake.inside.acquire(timeout=5)
+        fake.gate.set()
+        first.result(timeout=5)
+        second.result(timeout=5)
+    finally:
+        fake.gate.set()
+        pool.shutdown()
+        engine.stop()
+    # The idle worker took half of the twenty, not all: the other half waits for whichever
+    # worker is free first, so both finish together.
+    assert max(fake.batches) == 10 and sum(fake.batches) == 21
