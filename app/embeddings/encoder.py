@@ -10,6 +10,8 @@ import numpy as np
 
 from app.embeddings.models import ModelSpec
 
+PIECE_ROWS = 8  # rows per call when encode_batches spreads rows over workers
+
 
 class Encoder(Protocol):
     """What the engine needs of a model: its tokenizer's ids in, normalised float32 out."""
@@ -31,11 +33,19 @@ class Encoder(Protocol):
 
 
 def encode_batches(encoder: Encoder, batches: list[list[list[int]]]) -> list[np.ndarray]:
-    """Each batch's vectors, in order, running ``encoder.concurrency`` batches at once."""
+    """Each batch's vectors, in order, running ``encoder.concurrency`` calls at once.
+
+    An encoder with several workers runs each row alone (its batches do not change its vectors),
+    so the rows are re-cut into small pieces that the workers take in turn and finish together.
+    """
     if encoder.concurrency == 1:
         return [encoder.encode(batch) for batch in batches]
+    rows = [seq for batch in batches for seq in batch]
+    pieces = [rows[i : i + PIECE_ROWS] for i in range(0, len(rows), PIECE_ROWS)]
     with ThreadPoolExecutor(encoder.concurrency) as pool:
-        return list(pool.map(encoder.encode, batches))
+        vectors = np.concatenate(list(pool.map(encoder.encode, pieces)))
+    ends = np.cumsum([len(batch) for batch in batches])[:-1]
+    return np.split(vectors, ends)
 
 
 class SentenceTransformerEncoder:

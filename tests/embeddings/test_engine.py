@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from app.embeddings.encoder import PIECE_ROWS, encode_batches
 from app.embeddings.engine import Engine
 from app.embeddings.models import ModelRegistry, bundled_minilm
 from app.errors import BadRequest, NotFound
@@ -140,3 +141,17 @@ def test_each_worker_takes_its_share_of_the_queue() -> None:
     # The idle worker took half of the twenty, not all: the other half waits for whichever
     # worker is free first, so both finish together.
     assert max(fake.batches) == 10 and sum(fake.batches) == 21
+
+
+def test_encode_batches_spreads_rows_over_workers_and_keeps_batches_apart() -> None:
+    fake = ConcurrentFake()
+    fake.gate.set()
+    batches = [
+        fake.tokenize([f"text {i} of batch {b}" for i in range(n)])
+        for b, n in enumerate((3, 20, 1))
+    ]
+    vectors = encode_batches(fake, batches)
+    assert [len(v) for v in vectors] == [3, 20, 1]
+    for got, batch in zip(vectors, batches, strict=True):
+        assert np.allclose(got, fake.encode(batch), atol=1e-6)
+    assert fake.batches[:3] == [PIECE_ROWS] * 3  # 24 rows went out in pieces, not as batches
