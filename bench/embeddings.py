@@ -182,12 +182,13 @@ def run(quick: bool = False) -> dict:
 
 def _combined(clients: int, runs: list[tuple[float, dict]]) -> dict:
     """One client count's rounds: mean rates, and the median of the rounds' HTTP/raw ratios."""
+    ratios = [http["texts_per_s"] / raw for raw, http in runs]
     return {
         "clients": clients,
         "texts_per_s": statistics.mean(http["texts_per_s"] for _, http in runs),
         "raw_texts_per_s": statistics.mean(raw for raw, _ in runs),
-        "ratio_to_raw": statistics.median(http["texts_per_s"] / raw for raw, http in runs),
-        "ratios": [http["texts_per_s"] / raw for raw, http in runs],
+        "ratio_to_raw": statistics.median(ratios),
+        "ratios": ratios,
         "p50_ms": statistics.median(http["p50_ms"] for _, http in runs),
         "p99_ms": max(http["p99_ms"] for _, http in runs),
         "errors": sum(http["errors"] for _, http in runs),
