@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -205,11 +207,10 @@ def bench(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    from bench.runner import main as run_benchmarks
-
-    return run_benchmarks(args.options, prog="embedsearch bench")
+    # A child process with the checkout on its path: bench/ is no package of this install.
+    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "bench", *args.options]
+    return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}).returncode
 
 
 def main(argv: list[str] | None = None) -> None:

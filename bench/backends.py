@@ -4,7 +4,7 @@ Short texts are SciFact's claims; long texts are SciFact abstracts (title + text
 tokens. Batches are as the engine makes them (up to ``BATCH_TOKENS`` padded tokens). The
 backends take turns, round after round, so a busy machine slows them alike; ratios are against
 torch in this run. Also: the quality guard's mean cosine, and the mean cosine to torch on the
-benchmark texts themselves. ONNX builds are cached in ``bench.server.MODELS`` (built on first
+benchmark texts themselves. ONNX builds are cached in ``tests.support.server.MODELS`` (built on first
 use).
 """
 
@@ -20,7 +20,7 @@ from app.embeddings.encoder import encode_batches
 from app.embeddings.models import bundled_minilm
 from app.embeddings.onnx import BACKENDS, ModelCache, load_encoder
 from bench.runner import Row, at_least, run_alone
-from bench.server import MODELS
+from tests.support.server import MODELS
 
 SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact"
 LONG_TOKENS = 200

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.metrics import v_measure_score
 
 from bench.runner import Row, at_least, at_most, run_alone
-from bench.server import running_server
+from tests.support.server import running_server
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared/data"
 DATASETS = {"banking77": 77, "ag_news": 4}
@@ -100,7 +100,8 @@ def speed(documents: int = 5000, k: int = 20) -> dict:
     """Seconds to cluster (k given and automatic) and map SciFact-sized text, random vectors."""
     from app.search.clusters import cluster_collection
     from app.search.projection import document_map
-    from app.store.database import ChunkRecord, Store
+    from app.store.database import Store
+    from app.store.records import ChunkRecord
 
     rows = read_jsonl(DATA / "scifact/corpus.jsonl")[:documents]
     rng = np.random.default_rng(0)

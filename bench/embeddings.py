@@ -25,7 +25,7 @@ import aiohttp
 
 from app.embeddings.encoder import encode_batches
 from bench.runner import Row, at_least, at_most, run_alone
-from bench.server import MODELS, running_server
+from tests.support.server import MODELS, running_server
 
 MODEL = "all-MiniLM-L6-v2"
 CLAIMS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/queries.jsonl"

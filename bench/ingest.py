@@ -34,7 +34,7 @@ def raw_engine(docs: list[dict], backend: str, sample: int | None = None) -> dic
     from app.embeddings.onnx import ModelCache, load_encoder
     from app.ingest.chunking import chunk_text
     from app.settings import Settings
-    from bench.server import MODELS
+    from tests.support.server import MODELS
 
     settings = Settings(_env_file=None)
     encoder = load_encoder(bundled_minilm(), backend, cache=ModelCache(MODELS))

@@ -22,7 +22,7 @@ import httpx
 from bench.embeddings import short_texts
 from bench.ingest import records
 from bench.runner import Row, at_most, run_alone
-from bench.server import running_server
+from tests.support.server import running_server
 
 
 def rss_mb(pid: int) -> float:

@@ -28,7 +28,7 @@ import httpx
 
 from bench import ingest
 from bench.runner import Row, at_least, run_alone, within
-from bench.server import running_server
+from tests.support.server import running_server
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact"
 COLLECTION = "scifact"

@@ -13,26 +13,13 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from app.store.database import Store
-from bench.server import running_server
-from tests.fakes import FakeEncoder
+from tests.support.api import API_KEY
+from tests.support.fakes import FakeEncoder
+from tests.support.server import MODELS, running_server
 
-API_KEY = "test-key-123"
 # Servers started by tests share the checkout's cache of ONNX builds (where `embedsearch serve`
 # keeps it), so a model is built once, not once per test's data directory.
-os.environ.setdefault(
-    "EMBEDSEARCH_MODELS_DIR", str(Path(__file__).resolve().parent.parent / "data" / "models")
-)
-
-
-def assert_error(response, status: int, param: str | None = None) -> dict:
-    """The response is an error in the API's (OpenAI's) shape with this status (and param)."""
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"]
-    if param is not None:
-        assert error["param"] == param
-    return error
+os.environ.setdefault("EMBEDSEARCH_MODELS_DIR", str(MODELS))
 
 
 @pytest.fixture

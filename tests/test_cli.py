@@ -13,7 +13,7 @@ import pytest
 from app.cli import main
 from app.settings import get_settings
 from app.store.database import Store
-from tests.conftest import API_KEY
+from tests.support.api import API_KEY
 
 
 @pytest.mark.model

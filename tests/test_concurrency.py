@@ -18,9 +18,10 @@ import httpx
 import numpy as np
 import pytest
 
-from app.store.database import ChunkRecord, Store
-from bench.server import running_server
-from tests.test_crash import assert_consistent, assert_searchable, assert_sqlite_consistent, notes
+from app.store.database import Store
+from app.store.records import ChunkRecord
+from tests.support.live import assert_consistent, assert_searchable, assert_sqlite_consistent, notes
+from tests.support.server import running_server
 
 SPAWN = get_context("spawn")  # fork is unsafe (and warns) in a process running threads
 

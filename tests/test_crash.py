@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,12 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.store.database import Store
-from bench.server import running_server
+from tests.support.live import (
+    assert_consistent,
+    assert_searchable,
+    ingest,
+    notes,
+    text_records,
+    upload,
+)
+from tests.support.server import running_server
 
 pytestmark = pytest.mark.model
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/corpus.jsonl"
-WORDS = ["river", "glacier", "violin", "lantern", "falcon", "copper", "canyon", "ember"]
 
 # Loaded as ``sitecustomize`` by a server under test, so app code stays as it ships.
 PAUSE_HOOK = '''
@@ -64,86 +69,10 @@ def corpus(n: int) -> bytes:
     return "\n".join(lines).encode()
 
 
-def notes(rng: random.Random, tag: str, n: int) -> list[str]:
-    """n short, distinct texts: each is its own best semantic match."""
-    return [f"Note {tag}-{i}: {' '.join(rng.choices(WORDS, k=8))}." for i in range(n)]
-
-
-def upload(url: str, texts: list[str], wait: bool = True) -> dict:
-    """Upload texts as JSON documents; returns the job (finished when ``wait``)."""
-    body = {"documents": [{"text": text} for text in texts]}
-    response = httpx.post(f"{url}/api/documents?wait={str(wait).lower()}", json=body, timeout=120)
-    assert response.status_code == (200 if wait else 202), response.text
-    return response.json()
-
-
-def ingest(url: str, texts: list[str]) -> dict[int, str]:
-    """Upload texts and wait; returns the acknowledged documents as {id: text}."""
-    job = upload(url, texts)
-    assert job["state"] == "done" and len(job["documents"]) == len(texts), job
-    return dict(zip(job["documents"], texts, strict=True))
-
-
-def semantic_hits(http: httpx.Client, text: str, k: int = 10) -> list[int]:
-    """Document ids of a semantic search (the FAISS index alone; keyword search would hide a
-    missing vector), best first."""
-    response = http.post("/api/search", json={"query": text, "mode": "semantic", "k": k})
-    assert response.status_code == 200, response.text
-    return [hit["document"]["id"] for hit in response.json()["hits"]]
-
-
-def assert_searchable(url: str, present: dict[int, str], gone: dict[int, str]) -> None:
-    """Each present document is whole and is its own text's best match; gone ones are gone."""
-    with httpx.Client(base_url=url, timeout=60) as http:
-        for doc_id, text in present.items():
-            response = http.get(f"/api/documents/{doc_id}")
-            assert response.status_code == 200, (doc_id, response.text)
-            document = response.json()
-            assert document["text"] == text
-            assert len(document["chunks"]) == document["chunk_count"] > 0
-            assert semantic_hits(http, text)[0] == doc_id, (doc_id, text)
-        for doc_id, text in gone.items():
-            assert http.get(f"/api/documents/{doc_id}").status_code == 404, doc_id
-            assert doc_id not in semantic_hits(http, text), doc_id
-
-
 def kill(proc: subprocess.Popen) -> None:
     """SIGKILL the server: no shutdown code runs."""
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-def assert_consistent(data_dir: Path) -> None:
-    """``verify`` finds every index matching SQLite, and SQLite is consistent in itself."""
-    env = {**os.environ, "EMBEDSEARCH_DATA_DIR": str(data_dir)}
-    verify = subprocess.run(
-        [sys.executable, "-m", "app", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert verify.returncode == 0 and "default: ok" in verify.stdout, verify.stdout + verify.stderr
-    assert_sqlite_consistent(data_dir / "embedsearch.db")
-
-
-def assert_sqlite_consistent(path: Path) -> None:
-    """No orphan chunks, no document without all its chunks, a sound file and full-text index."""
-    store = Store(path)
-    try:
-        orphans = store.db.execute(
-            "SELECT count(*) FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)"
-        ).fetchone()[0]
-        miscounted = store.db.execute(
-            "SELECT count(*) FROM documents d WHERE chunk_count < 1 OR chunk_count != "
-            "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"
-        ).fetchone()[0]
-        assert (orphans, miscounted) == (0, 0)
-        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        # Raises if the full-text index disagrees with the chunks it indexes.
-        store.db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')")
-    finally:
-        store.close()
 
 
 def test_sigkill_during_ingest(tmp_path: Path) -> None:
@@ -239,7 +168,7 @@ def upload_and_kill_in_save(
     url: str, proc: subprocess.Popen, control: Path, texts: list[str]
 ) -> dict[int, str]:
     """Upload; kill the server in the job's index save; return what the job acknowledged."""
-    job_id = upload(url, texts, wait=False)["id"]
+    job_id = upload(url, text_records(texts), wait=False)["id"]
     temp = wait_paused(control)
     job = httpx.get(f"{url}/api/jobs/{job_id}").json()
     # Normally the final save, with every document acknowledged; on a slow machine it may be

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, settings
 
 from app.main import create_app
 from app.settings import Settings
-from bench.server import free_port
-from tests.fakes import FakeEncoder
+from tests.support.fakes import FakeEncoder
+from tests.support.server import free_port
 
 _tmp = tempfile.TemporaryDirectory()
 app = create_app(

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import assert_error
+from tests.support.api import assert_error
 
 MODEL = "all-MiniLM-L6-v2"
 JSON = {"content-type": "application/json"}

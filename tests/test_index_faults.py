@@ -13,8 +13,8 @@ import faiss
 import httpx
 import pytest
 
-from bench.server import running_server
-from tests.test_crash import assert_consistent, assert_searchable, ingest, notes
+from tests.support.live import assert_consistent, assert_searchable, ingest, notes
+from tests.support.server import running_server
 
 pytestmark = pytest.mark.model
 

@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from app.api.auth import require_key
 from app.api.deps import StoreDep
 from app.errors import BadRequest, NotFound
-from app.search.clusters import cluster_collection
+from app.search.clusters import cluster_collection, clustering_body
 from app.search.projection import document_map
-from app.store.database import Collection, StoredClustering
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["clusters"])
 
@@ -46,20 +45,6 @@ def requested_k(k: int | str | None) -> int | None:
         f"'k' must be an integer of at least 2 or \"auto\"; got {k!r}.",
         param="k",
     )
-
-
-def clustering_body(collection: Collection, stored: StoredClustering) -> dict[str, Any]:
-    """The JSON answer for a stored clustering, flagged stale if the collection changed since."""
-    return {
-        "object": "clustering",
-        "collection": collection.name,
-        "version": stored.version,
-        "collection_version": collection.version,
-        # Documents added, replaced or deleted since: the clusters no longer cover them exactly.
-        "stale": stored.version != collection.version,
-        "created_at": stored.created_at,
-        **stored.result,
-    }
 
 
 @router.post("/api/clusters")

@@ -1,4 +1,4 @@
-"""Dependency aliases for route functions: the app's settings, engine, store and indexes.
+"""Dependency aliases for routes and pages: the app's settings, engine, store, indexes, searcher.
 
 The getters are ``async`` only because they never wait: FastAPI runs a plain ``def`` dependency
 in a worker thread, two thread hops per request for an attribute read.
@@ -12,6 +12,8 @@ from fastapi import Depends, Path, Request
 from pydantic import Field
 
 from app.embeddings.engine import Engine
+from app.ingest.embedder import Embedder
+from app.search import Searcher
 from app.settings import Settings
 from app.store.database import Store
 from app.store.indexes import Indexes
@@ -37,10 +39,24 @@ async def get_indexes(request: Request) -> Indexes:
     return request.app.state.indexes
 
 
+async def get_embedder(request: Request) -> Embedder:
+    """What the app embeds queries with (the same model ingestion used)."""
+    return request.app.state.embedder
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StoreDep = Annotated[Store, Depends(get_store)]
 IndexesDep = Annotated[Indexes, Depends(get_indexes)]
+EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+async def get_searcher(store: StoreDep, indexes: IndexesDep, embedder: EmbedderDep) -> Searcher:
+    """A searcher over the app's store, indexes and embedder."""
+    return Searcher(store, indexes, embedder)
+
+
+SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 
 # SQLite integers are signed 64-bit: a larger id can name nothing, and must not reach the driver.
 SQLITE_MAX_INT = 2**63 - 1

@@ -6,7 +6,6 @@ import asyncio
 import re
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
@@ -15,9 +14,10 @@ from starlette.datastructures import UploadFile
 from app.api.auth import require_key
 from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
-from app.ingest.extract import Extracted, extract
+from app.ingest.delete import delete_document as remove_document
+from app.ingest.extract import extract, json_record
 from app.ingest.jobs import Ingestor, Source
-from app.store.database import Document, Job
+from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
 
@@ -122,14 +122,7 @@ def _extract(name: str, data: bytes) -> tuple[Source, AppError | None]:
 
 def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]]:
     documents = [
-        Extracted(
-            title=d.title or d.text[:60].split("\n")[0],
-            text=d.text,
-            source_type="json",
-            metadata=d.metadata,
-            external_id=d.external_id,
-        )
-        for d in body.documents
+        json_record(d.model_dump(), f"documents[{i}]") for i, d in enumerate(body.documents)
     ]
     return [(Source("request.json", documents), None)]
 
@@ -220,10 +213,7 @@ def delete_document(
     document_id: DocumentId, store: StoreDep, indexes: IndexesDep
 ) -> dict[str, Any]:
     """Delete a document, its chunks and their vectors."""
-    collection_id = store.get_document(document_id).collection_id
-    removed = store.delete_document(document_id)
-    indexes.remove(collection_id, np.array(removed, dtype=np.int64))
-    indexes.save(collection_id)
+    remove_document(store, indexes, document_id)
     return {"id": document_id, "object": "document", "deleted": True}
 
 

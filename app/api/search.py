@@ -4,38 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from app.api.auth import require_key
-from app.api.deps import SQLITE_MAX_INT, ChunkId, DocumentId, IndexesDep, RowId, StoreDep
+from app.api.deps import SQLITE_MAX_INT, ChunkId, DocumentId, EmbedderDep, RowId, SearcherDep
 from app.errors import BadRequest
-from app.ingest.embedder import Embedder
-from app.search import Filters, Hit, Neighbor, Page, Searcher, SearchQuery
+from app.search import Filters, Hit, Neighbor, Page, SearchQuery
 from app.search.search import MAX_RESULTS
-from app.store.database import Chunk, Document
+from app.search.similarity import similarity_matrix
+from app.store.records import Chunk, Document
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
 
 Scalar = StrictStr | StrictInt | StrictFloat | bool | None
-MAX_SIMILARITY_TEXTS = 256  # a full matrix of n texts is n² numbers
-
-
-async def get_embedder(request: Request) -> Embedder:
-    """What the app embeds queries with (the same model ingestion used)."""
-    return request.app.state.embedder
-
-
-EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
-
-
-async def get_searcher(store: StoreDep, indexes: IndexesDep, embedder: EmbedderDep) -> Searcher:
-    """A searcher over the app's store, indexes and embedder."""
-    return Searcher(store, indexes, embedder)
-
-
-SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 
 
 class FiltersIn(BaseModel):
@@ -232,16 +214,7 @@ def similarity(body: SimilarityIn, embedder: EmbedderDep) -> dict[str, Any]:
         texts, pair = [body.a, body.b], True
     else:
         raise BadRequest("Send either 'a' and 'b', or 'texts' (a list).", param="texts")
-    if not 1 <= len(texts) <= MAX_SIMILARITY_TEXTS:
-        raise BadRequest(
-            f"'texts' must hold 1 to {MAX_SIMILARITY_TEXTS} texts, got {len(texts)}.",
-            param="texts",
-        )
-    for i, text in enumerate(texts):
-        if not text or not text.strip():
-            raise BadRequest(f"Text {i} is empty.", param="texts")
-    vectors = embedder.embed(texts)
-    matrix = np.clip(vectors @ vectors.T, -1.0, 1.0)
+    matrix = similarity_matrix(embedder, texts)
     if pair:
         return {"object": "similarity", "model": embedder.model, "similarity": float(matrix[0, 1])}
     return {"object": "similarity_matrix", "model": embedder.model, "matrix": matrix.tolist()}

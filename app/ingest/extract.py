@@ -77,7 +77,7 @@ def extract(
         raise Unprocessable(f"{label} is empty: upload a file with some text in it.")
     kind = _TYPES[suffix]
     if kind == "json":
-        return _records(_decode(data, label), label, stem, lines=suffix == ".jsonl")
+        return _records(_decode(data, label), label, lines=suffix == ".jsonl")
     if kind == "pdf":
         document = _pdf(data, label, stem, max_pdf_pages)
     elif kind == "docx":
@@ -259,7 +259,7 @@ def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, int | None]]:
             yield block.text, int(heading[1]) if heading else None
 
 
-def _records(text: str, label: str, stem: str, *, lines: bool) -> list[Extracted]:
+def _records(text: str, label: str, *, lines: bool) -> list[Extracted]:
     """One document per record of a JSON Lines file, or of a JSON object or array."""
     if lines:
         parsed = [
@@ -273,10 +273,7 @@ def _records(text: str, label: str, stem: str, *, lines: bool) -> list[Extracted
         parsed = [(f"{label} record {number}", r) for number, r in enumerate(records, 1)]
     if not parsed:
         raise Unprocessable(f"{label} holds no records: add objects with a 'text' field.")
-    return [
-        _record(record, where, f"{stem} #{number}")
-        for number, (where, record) in enumerate(parsed, 1)
-    ]
+    return [json_record(record, where) for where, record in parsed]
 
 
 def _loads(text: str, where: str) -> Any:
@@ -292,8 +289,11 @@ def _loads(text: str, where: str) -> Any:
         raise Unprocessable(f"{where} nests JSON too deeply to read.") from exc
 
 
-def _record(record: Any, where: str, default_title: str) -> Extracted:
-    """A document from one record: ``text``, optional ``title``, ``metadata`` and an id."""
+def json_record(record: Any, where: str) -> Extracted:
+    """A document from one JSON record: ``text``, optional ``title``, ``metadata`` and an id.
+
+    Without a title it is titled by the start of its text (up to 60 characters of the first line).
+    """
     if not isinstance(record, dict):
         raise Unprocessable(f'{where} is not an object like {{"title": ..., "text": ...}}.')
     text = record.get("text")
@@ -305,7 +305,7 @@ def _record(record: Any, where: str, default_title: str) -> Extracted:
     # BEIR corpora name the id "_id".
     external_id = record.get("external_id", record.get("_id"))
     return Extracted(
-        title=_clean(str(record.get("title") or "")).strip() or default_title,
+        title=_clean(str(record.get("title") or "")).strip() or text.strip()[:60].split("\n")[0],
         text=text,
         source_type="json",
         metadata=metadata,

@@ -23,8 +23,9 @@ from app.errors import AppError, Conflict
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
-from app.store.database import ChunkRecord, Collection, Job, Store
+from app.store.database import Store
 from app.store.indexes import Indexes
+from app.store.records import ChunkRecord, Collection, Job
 
 log = logging.getLogger("embedsearch.ingest")
 

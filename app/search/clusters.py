@@ -17,12 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
+from typing import Any
 
 import faiss
 import numpy as np
 
 from app.errors import BadRequest
-from app.store.database import Collection, Store, StoredClustering
+from app.store.database import Store
+from app.store.records import Collection, StoredClustering
 
 # k-means restarts: the best fit of three seeded runs is steadier than one run (BANKING77
 # V-measure 0.788-0.797 against 0.780-0.797), and a run costs ~0.2 s at 3,080 x 77.
@@ -368,3 +370,17 @@ def cluster_collection(
     }
     assignments = dict(zip(document_ids.tolist(), clustering.assignments.tolist(), strict=True))
     return store.save_clustering(collection.id, collection.version, result, assignments)
+
+
+def clustering_body(collection: Collection, stored: StoredClustering) -> dict[str, Any]:
+    """The JSON answer for a stored clustering, flagged stale if the collection changed since."""
+    return {
+        "object": "clustering",
+        "collection": collection.name,
+        "version": stored.version,
+        "collection_version": collection.version,
+        # Documents added, replaced or deleted since: the clusters no longer cover them exactly.
+        "stale": stored.version != collection.version,
+        "created_at": stored.created_at,
+        **stored.result,
+    }

@@ -6,7 +6,8 @@ import numpy as np
 
 from app.errors import BadRequest
 from app.search.clusters import document_vectors
-from app.store.database import Collection, Store, StoredMap
+from app.store.database import Store
+from app.store.records import Collection, StoredMap
 
 METHOD = "pca"
 POWER_ITERATIONS = 20

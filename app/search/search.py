@@ -16,8 +16,9 @@ import numpy as np
 from app.errors import BadRequest, Conflict
 from app.ingest.embedder import Embedder
 from app.search.snippets import CLOSE, OPEN, snippet
-from app.store.database import Chunk, Collection, Document, Scalar, Store
+from app.store.database import Store
 from app.store.indexes import Indexes
+from app.store.records import Chunk, Collection, Document, Scalar
 
 MODES = ("hybrid", "semantic", "keyword")
 GROUPS = ("document", "chunk")

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import BadRequest, Conflict
-from app.store.database import Store, now
+from app.store.database import Store
+from app.store.records import now
 
 FORMAT = 1
 DB_NAME = "embedsearch.db"

@@ -29,6 +29,7 @@ def install(app: FastAPI) -> None:
     app.include_router(public.router)
     app.include_router(pages.router)
     app.add_exception_handler(SignInRequired, redirect_to_sign_in)
+    app.add_exception_handler(pages.PageNotFound, pages.page_not_found)
     app.add_exception_handler(HTTPException, page_or_api_error)
 
 

@@ -8,14 +8,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.api.clusters import ClusterRequest, clustering_body, create_clusters
-from app.api.deps import IndexesDep, SettingsDep, StoreDep
-from app.api.documents import delete_document
-from app.api.search import EmbedderDep, SearcherDep, SimilarityIn, similarity
+from app.api.deps import EmbedderDep, IndexesDep, SearcherDep, SettingsDep, StoreDep
 from app.errors import AppError, NotFound
+from app.ingest.delete import delete_document
 from app.search import SearchQuery
+from app.search.clusters import cluster_collection, clustering_body
 from app.search.search import MAX_RESULTS, MODES
-from app.store.database import Collection, Document, Store
+from app.search.similarity import similarity_matrix
+from app.store.records import Collection, Document
 from app.web.session import keys_required, render, require_sign_in, same_site
 from app.web.views import Pager, curl_command, heat, page_number, segments, whole_number
 
@@ -38,20 +38,36 @@ def find_collection(collections: list[Collection], name: str) -> Collection | No
     return next((c for c in collections if c.name == name), None)
 
 
-def find_document(store: Store, raw_id: str) -> Document | None:
-    """The document with this id (as typed in a URL), or None."""
-    document_id = whole_number(raw_id)
-    if document_id is None:
-        return None
-    try:
-        return store.get_document(document_id)
-    except NotFound:
-        return None
+class PageNotFound(Exception):
+    """Raised by a page whose subject does not exist; answered with the HTML 404 page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def not_found(request: Request, message: str) -> HTMLResponse:
     """The HTML 404 page."""
     return render(request, "not_found.html", status=404, message=message)
+
+
+async def page_not_found(request: Request, exc: PageNotFound) -> HTMLResponse:
+    """The answer to PageNotFound."""
+    return not_found(request, exc.message)
+
+
+def page_document(document_id: str, store: StoreDep) -> Document:
+    """The document with this id (as typed in a URL, without its text); the HTML 404 if none."""
+    number = whole_number(document_id)
+    try:
+        if number is not None:
+            return store.get_document(number, with_text=False)
+    except NotFound:
+        pass
+    raise PageNotFound(f"There is no document {document_id!r}. It may have been deleted.")
+
+
+PageDocument = Annotated[Document, Depends(page_document)]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -156,14 +172,10 @@ def documents_page(
 
 @router.get("/documents/{document_id}", response_class=HTMLResponse)
 def document_page(
-    request: Request, document_id: str, store: StoreDep, searcher: SearcherDep
+    request: Request, found: PageDocument, store: StoreDep, searcher: SearcherDep
 ) -> HTMLResponse:
     """A document's text with its chunk boundaries, and the documents most like it."""
-    document = find_document(store, document_id)
-    if document is None:
-        return not_found(
-            request, f"There is no document {document_id!r}. It may have been deleted."
-        )
+    document = store.get_document(found.id)
     chunks = store.get_chunks(document.id)
     try:
         similar, similar_error = searcher.similar_documents(document.id, SIMILAR_DOCUMENTS), None
@@ -183,27 +195,15 @@ def document_page(
 
 
 @router.get("/documents/{document_id}/delete", response_class=HTMLResponse)
-def confirm_delete_page(request: Request, document_id: str, store: StoreDep) -> HTMLResponse:
+def confirm_delete_page(request: Request, document: PageDocument) -> HTMLResponse:
     """Ask before deleting (the page scripts ask with a dialog instead)."""
-    document = find_document(store, document_id)
-    if document is None:
-        return not_found(
-            request, f"There is no document {document_id!r}. It may have been deleted."
-        )
     return render(request, "delete.html", nav="documents", document=document)
 
 
 @router.post("/documents/{document_id}/delete", dependencies=[Depends(same_site)])
-def delete_document_form(
-    request: Request, document_id: str, store: StoreDep, indexes: IndexesDep
-) -> Response:
+def delete_document_form(document: PageDocument, store: StoreDep, indexes: IndexesDep) -> Response:
     """Delete a document, then go back to the list."""
-    document = find_document(store, document_id)
-    if document is None:
-        return not_found(
-            request, f"There is no document {document_id!r}. It may have been deleted."
-        )
-    delete_document(document.id, store, indexes)
+    delete_document(store, indexes, document.id)
     return RedirectResponse("/documents?deleted=1", status_code=303)
 
 
@@ -242,8 +242,7 @@ def run_clustering(
 ) -> Response:
     """Cluster a collection (k clusters, or automatic), then show the result."""
     try:
-        chosen = whole_number(k)
-        create_clusters(store, ClusterRequest(collection=collection, k=chosen))
+        cluster_collection(store, store.get_collection(collection), whole_number(k))
     except AppError as exc:
         return clusters_view(request, store, collection, exc.message)
     return RedirectResponse(f"/clusters?{urlencode({'collection': collection})}", status_code=303)
@@ -258,7 +257,7 @@ def playground_page(
     matrix, error = None, None
     if lines:
         try:
-            matrix = similarity(SimilarityIn(texts=lines), embedder)["matrix"]
+            matrix = similarity_matrix(embedder, lines).tolist()
         except AppError as exc:
             error = exc.message
     base_url = str(request.base_url).rstrip("/")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
-from app.store.database import Chunk
+from app.store.records import Chunk
 
 
 def filesize(size: int) -> str:

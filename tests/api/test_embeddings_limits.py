@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.fakes import FakeEncoder
+from tests.support.fakes import FakeEncoder
 
 BODY = {"model": "all-MiniLM-L6-v2", "input": "hello"}
 

@@ -10,7 +10,7 @@ import numpy as np
 import openai
 import pytest
 
-from tests.conftest import API_KEY, assert_error
+from tests.support.api import API_KEY, assert_error
 
 pytestmark = pytest.mark.model
 MODEL = "all-MiniLM-L6-v2"

@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import API_KEY
+from tests.support.api import API_KEY
 
 pytestmark = pytest.mark.model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import assert_error
+from tests.support.api import assert_error
 
 DOCUMENTS = [
     {

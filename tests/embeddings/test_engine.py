@@ -12,7 +12,7 @@ from app.embeddings.encoder import PIECE_ROWS, encode_batches
 from app.embeddings.engine import Engine
 from app.embeddings.models import ModelRegistry, bundled_minilm
 from app.errors import BadRequest, NotFound
-from tests.fakes import FakeEncoder
+from tests.support.fakes import FakeEncoder
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from app.embeddings.onnx import (
     load_encoder,
     quantization_for_cpu,
 )
-from tests.fakes import FakeEncoder
+from tests.support.fakes import FakeEncoder
 
 
 class Calls:

@@ -167,7 +167,7 @@ def test_jsonl_records_including_beir_style() -> None:
     first, second = extract("corpus.jsonl", data)
     assert (first.title, first.text, first.external_id) == ("Brains", "White matter.", "4983")
     assert (second.title, second.external_id, second.metadata) == (
-        "corpus #2",
+        "No title.",
         "x-1",
         {"lang": "en"},
     )

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
 from app.search import Searcher
-from app.store.database import ChunkRecord, Collection, Store
+from app.store.database import Store
 from app.store.indexes import Indexes
-from tests.fakes import FakeEncoder
-
-
-class FakeEmbedder:
-    """The fake encoder behind the Embedder interface search uses."""
-
-    model = "fake-model"
-    backend = "torch"
-
-    def __init__(self) -> None:
-        self.encoder = FakeEncoder()
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """One normalised row per text."""
-        return self.encoder.encode(self.encoder.tokenize(texts))
+from app.store.records import Collection
+from tests.support.documents import AddIndexed, chunk_records
+from tests.support.fakes import FakeEmbedder
 
 
 @pytest.fixture
@@ -47,11 +33,10 @@ def collection(store: Store, embedder: FakeEmbedder) -> Collection:
     return store.ensure_collection("default", embedder.model, 32, embedder.backend)
 
 
-AddDoc = Callable[..., int]
-
-
 @pytest.fixture
-def add(store: Store, indexes: Indexes, embedder: FakeEmbedder, collection: Collection) -> AddDoc:
+def add(
+    store: Store, indexes: Indexes, embedder: FakeEmbedder, collection: Collection
+) -> AddIndexed:
     """Adds a document whose chunks are ``texts``; returns its id."""
 
     def add_document(
@@ -63,13 +48,9 @@ def add(store: Store, indexes: Indexes, embedder: FakeEmbedder, collection: Coll
         metadata: dict | None = None,
         collection_id: int | None = None,
     ) -> int:
-        chunks, start = [], 0
-        for seq, text in enumerate(texts):
-            chunks.append(ChunkRecord(seq, text, start, start + len(text), 5, section))
-            start += len(text) + 1
+        chunks, body = chunk_records(texts, 5, section)
         # The embedded text carries the section path, as ingestion's chunks do.
         vectors = embedder.embed([f"{section}\n{t}" if section else t for t in texts])
-        body = "\n".join(texts)
         fields = {
             "title": title,
             "source_name": f"{title}.txt",

@@ -19,7 +19,8 @@ from app.search.clusters import (
     silhouette,
     terms,
 )
-from app.store.database import ChunkRecord, Collection, Store
+from app.store.database import Store
+from app.store.records import ChunkRecord, Collection
 
 DIMENSIONS = 24
 

@@ -7,7 +7,8 @@ import pytest
 
 from app.errors import BadRequest
 from app.search.projection import document_map, pca_2d
-from app.store.database import ChunkRecord, Store
+from app.store.database import Store
+from app.store.records import ChunkRecord
 
 DIMENSIONS = 12
 

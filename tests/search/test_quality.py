@@ -7,7 +7,7 @@ import math
 import pytest
 
 from app.search import Searcher, SearchQuery
-from tests.search.conftest import AddDoc
+from tests.support.documents import AddIndexed
 
 DOCUMENTS = {
     "volcano": "Volcanic eruptions eject magma, ash and gas from the crust of the earth.",
@@ -53,7 +53,7 @@ def ndcg(ranked: list[str], relevant: set[str], k: int = 10) -> float:
 
 
 @pytest.fixture
-def scores(searcher: Searcher, add: AddDoc) -> dict[str, float]:
+def scores(searcher: Searcher, add: AddIndexed) -> dict[str, float]:
     for title, text in DOCUMENTS.items():
         add(title, [text])
     result = {}

@@ -12,8 +12,9 @@ import pytest
 from app.embeddings.encoder import SentenceTransformerEncoder
 from app.embeddings.models import bundled_minilm
 from app.search import Searcher, SearchQuery
-from app.store.database import ChunkRecord, Store
+from app.store.database import Store
 from app.store.indexes import Indexes
+from app.store.records import ChunkRecord
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared/data/scifact"
 # Test-split claims and the abstract that supports each one.

@@ -8,12 +8,13 @@ import pytest
 from app.errors import BadRequest, NotFound
 from app.search import Filters, Searcher, SearchQuery, Signal
 from app.search.search import MAX_RESULTS, SEMANTIC_WEIGHT, fuse, top
-from app.store.database import Collection, Store
-from tests.search.conftest import AddDoc
+from app.store.database import Store
+from app.store.records import Collection
+from tests.support.documents import AddIndexed
 
 
 @pytest.fixture
-def corpus(add: AddDoc) -> dict[str, int]:
+def corpus(add: AddIndexed) -> dict[str, int]:
     """A few documents, some with several chunks."""
     return {
         "cats": add(
@@ -81,7 +82,7 @@ def test_group_by_document_gives_one_hit_per_document(searcher: Searcher, corpus
 @pytest.mark.parametrize("mode", ["hybrid", "semantic", "keyword"])
 @pytest.mark.parametrize("group_by", ["document", "chunk"])
 def test_pages_have_no_duplicates_or_gaps(
-    searcher: Searcher, add: AddDoc, mode: str, group_by: str
+    searcher: Searcher, add: AddIndexed, mode: str, group_by: str
 ) -> None:
     # Many near-identical documents: lots of ties, the case that breaks unstable orders.
     for i in range(40):
@@ -133,7 +134,7 @@ def test_any_user_text_is_safe(searcher: Searcher, corpus: dict) -> None:
     assert page.hits == [] and page.total == 0
 
 
-def test_snippets_escape_html(searcher: Searcher, add: AddDoc) -> None:
+def test_snippets_escape_html(searcher: Searcher, add: AddIndexed) -> None:
     add("Markup", ["Use <b>bold</b> & keep the tags escaped"])
     hit = searcher.search("default", SearchQuery("bold tags", mode="keyword")).hits[0]
     assert "&lt;b&gt;<mark>bold</mark>&lt;/b&gt; &amp;" in hit.snippet
@@ -174,7 +175,7 @@ def test_k_beyond_the_collection_returns_what_there_is(searcher: Searcher, corpu
     assert len(page.hits) == page.total == len(corpus)
 
 
-def test_similar_documents_exclude_the_document(searcher: Searcher, add: AddDoc) -> None:
+def test_similar_documents_exclude_the_document(searcher: Searcher, add: AddIndexed) -> None:
     first = add("Cats 1", ["cats purr softly", "cats sleep a lot"])
     second = add("Cats 2", ["cats purr loudly and sleep"])
     add("Tax", ["quarterly tax filing deadlines"])
@@ -184,7 +185,9 @@ def test_similar_documents_exclude_the_document(searcher: Searcher, add: AddDoc)
     assert len(similar) == 2
 
 
-def test_chunk_neighbors_exclude_the_chunk(searcher: Searcher, store: Store, add: AddDoc) -> None:
+def test_chunk_neighbors_exclude_the_chunk(
+    searcher: Searcher, store: Store, add: AddIndexed
+) -> None:
     doc = add("Cats", ["cats purr softly", "cats purr loudly", "tax filing deadlines"])
     first, second, _ = [chunk.id for chunk in store.get_chunks(doc)]
     neighbors = searcher.chunk_neighbors(first, 1)

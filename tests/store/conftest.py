@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
-from app.store.database import AddResult, ChunkRecord, Collection, Store
-
-DIMENSIONS = 16
-
-
-def unit_vectors(rng: np.random.Generator, n: int, dimensions: int = DIMENSIONS) -> np.ndarray:
-    """n random L2-normalised float32 vectors."""
-    vectors = rng.normal(size=(n, dimensions)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+from app.store.database import Store
+from app.store.records import AddResult, Collection
+from tests.support.documents import DIMENSIONS, AddDoc, chunk_records, unit_vectors
 
 
 @pytest.fixture
@@ -26,9 +18,6 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def collection(store: Store) -> Collection:
     return store.ensure_collection("notes", "test-model", DIMENSIONS, "faiss")
-
-
-AddDoc = Callable[..., AddResult]
 
 
 @pytest.fixture
@@ -42,11 +31,7 @@ def add_doc(store: Store, collection: Collection, rng: np.random.Generator) -> A
         replace_id: int | None = None,
         **fields: object,
     ) -> AddResult:
-        text = "\n".join(texts)
-        chunks, start = [], 0
-        for seq, chunk_text in enumerate(texts):
-            chunks.append(ChunkRecord(seq, chunk_text, start, start + len(chunk_text), 3))
-            start += len(chunk_text) + 1
+        chunks, text = chunk_records(texts, 3)
         row = {
             "title": "A title",
             "source_name": "notes.txt",

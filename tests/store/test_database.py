@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 
 from app.errors import BadRequest, Conflict, NotFound
-from app.store.database import (
-    COMMON_MIN,
-    ChunkRecord,
-    Collection,
-    Store,
-    fts_query,
-    fts_words,
-)
-from tests.store.conftest import DIMENSIONS, AddDoc
+from app.store.database import Store
+from app.store.keywords import COMMON_MIN, fts_query, fts_words
+from app.store.records import ChunkRecord, Collection
+from tests.support.documents import DIMENSIONS, AddDoc
 
 
 def counts(store: Store) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ import pytest
 
 from app.errors import BadRequest
 from app.store.index import FaissIndex, IndexFileError, sidecar_path
-from tests.store.conftest import unit_vectors
+from tests.support.documents import unit_vectors
 
 DIMENSIONS = 32
 Filled = tuple[FaissIndex, np.ndarray, np.ndarray]

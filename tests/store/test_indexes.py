@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.store.database import AddResult, ChunkRecord, Collection, Store
+from app.store.database import Store
 from app.store.index import FaissIndex
 from app.store.indexes import Indexes
-from tests.store.conftest import DIMENSIONS, AddDoc, unit_vectors
+from app.store.records import AddResult, ChunkRecord, Collection
+from tests.support.documents import DIMENSIONS, AddDoc, unit_vectors
 
 Indexed = tuple[Indexes, list[AddResult]]
 

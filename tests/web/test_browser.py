@@ -9,8 +9,16 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from bench.server import running_server
-from tests.web.conftest import DESKTOP, LONG_TITLE, PHONE, UPLOAD_LIMIT, Tab, ingest
+from tests.support.browser import (
+    DESKTOP,
+    LONG_TITLE,
+    PHONE,
+    SCREENSHOTS,
+    UPLOAD_LIMIT,
+    Tab,
+    ingest,
+)
+from tests.support.server import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -203,8 +211,6 @@ def test_sign_in_flow_with_keys(browser, tmp_path: Path) -> None:  # noqa: ANN00
 
 
 def _shot(name: str) -> Path:
-    from tests.web.conftest import SCREENSHOTS
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
 

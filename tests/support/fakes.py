@@ -44,3 +44,17 @@ class FakeEncoder:
         # An input with no tokens (whitespace, zero-width characters) sums to zero: keep it zero
         # rather than divide by zero.
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class FakeEmbedder:
+    """The fake encoder behind the Embedder interface search uses."""
+
+    model = "fake-model"
+    backend = "torch"
+
+    def __init__(self) -> None:
+        self.encoder = FakeEncoder()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One normalised row per text."""
+        return self.encoder.encode(self.encoder.tokenize(texts))

@@ -1,0 +1,86 @@
+"""Chunks and their vectors: lookups, and the id and vector matrices indexes are built from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from app.errors import NotFound
+from app.store.collections import Collections
+from app.store.connection import vector_matrix
+from app.store.records import Chunk
+from app.store.sqlite import id_list, in_ids
+
+_CHUNK = 'id, document_id, collection_id, seq, text, section, "start", "end", token_count'
+
+
+class Chunks(Collections):
+    """Reading stored chunks and vectors (they are written with their document)."""
+
+    def get_chunks(self, document_id: int) -> list[Chunk]:
+        """A document's chunks in order."""
+        rows = self._rows(
+            f"SELECT {_CHUNK} FROM chunks WHERE document_id = ? ORDER BY seq", [document_id]
+        )
+        return [Chunk(**row) for row in rows]
+
+    def get_chunk(self, chunk_id: int) -> Chunk:
+        """One chunk; NotFound if there is none."""
+        rows = self._rows(f"SELECT {_CHUNK} FROM chunks WHERE id = ?", [chunk_id])
+        if not rows:
+            raise NotFound(f"No chunk with id {chunk_id}.")
+        return Chunk(**rows[0])
+
+    def get_chunks_by_id(self, chunk_ids: Iterable[int]) -> dict[int, Chunk]:
+        """The chunks with these ids (missing ids are left out), keyed by id."""
+        rows = self._rows(
+            f"SELECT {_CHUNK} FROM chunks WHERE {in_ids('id')}",
+            [id_list(chunk_ids)],
+        )
+        return {row["id"]: Chunk(**row) for row in rows}
+
+    def chunk_documents(self, chunk_ids: Iterable[int]) -> dict[int, int]:
+        """The document id of each of these chunks (missing chunks are left out)."""
+        rows = self._rows(
+            f"SELECT id, document_id FROM chunks WHERE {in_ids('id')}",
+            [id_list(chunk_ids)],
+        )
+        return {row["id"]: row["document_id"] for row in rows}
+
+    def document_chunk_ids(self, document_ids: Iterable[int]) -> list[int]:
+        """Ids of every chunk of these documents."""
+        rows = self._rows(
+            f"SELECT id FROM chunks WHERE {in_ids('document_id')}",
+            [id_list(document_ids)],
+        )
+        return [row["id"] for row in rows]
+
+    def chunk_ids(self, collection_id: int) -> np.ndarray:
+        """Every chunk id in the collection, ascending, as int64."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id FROM chunks WHERE collection_id = ? ORDER BY id", [collection_id]
+            ).fetchall()
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def chunk_vectors(
+        self, collection_id: int, ids: Iterable[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stored chunk ids (int64) and their vectors (float32 rows), for index rebuilds."""
+        dimensions = self.get_collection_by_id(collection_id).dimensions
+        sql = "SELECT id, vector FROM chunks WHERE collection_id = ?"
+        params: list[Any] = [collection_id]
+        if ids is not None:
+            sql += f" AND {in_ids('id')}"
+            params.append(id_list(ids))
+        return vector_matrix(self._tuples(sql + " ORDER BY id", params), dimensions)
+
+    def document_chunk_vectors(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each chunk's document id (int64) and vector (float32 rows), for document vectors."""
+        dimensions = self.get_collection_by_id(collection_id).dimensions
+        rows = self._tuples(
+            "SELECT document_id, vector FROM chunks WHERE collection_id = ?", [collection_id]
+        )
+        return vector_matrix(rows, dimensions)
