@@ -12,10 +12,10 @@ from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search
 from app.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
-from app.embeddings.onnx import load_encoder
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
 from app.ingest.jobs import Ingestor
 from app.metrics import Metrics

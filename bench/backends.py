@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.embeddings.backends import BACKENDS, load_encoder
 from app.embeddings.encoder import encode_batches
 from app.embeddings.models import bundled_minilm
-from app.embeddings.onnx import BACKENDS, ModelCache, load_encoder
+from app.embeddings.onnx_build import ModelCache
 from bench.runner import Row, at_least, run_alone
 from tests.support.server import MODELS
 

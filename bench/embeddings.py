@@ -39,8 +39,8 @@ def short_texts() -> list[str]:
 
 def load_default_encoder() -> Any:
     """The encoder the server runs: the default backend, from the same cache of builds."""
+    from app.embeddings.backends import load_encoder
     from app.embeddings.models import bundled_minilm
-    from app.embeddings.onnx import load_encoder
     from app.settings import Settings
 
     return load_encoder(bundled_minilm(), Settings().backend, MODELS)

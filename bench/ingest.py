@@ -29,9 +29,10 @@ def records(limit: int | None = None) -> list[dict]:
 
 def raw_engine(docs: list[dict], backend: str, sample: int | None = None) -> dict:
     """Chunk as the server does, then encode the chunks (or a random ``sample`` of them)."""
+    from app.embeddings.backends import load_encoder
     from app.embeddings.encoder import encode_batches
     from app.embeddings.models import bundled_minilm
-    from app.embeddings.onnx import ModelCache, load_encoder
+    from app.embeddings.onnx_build import ModelCache
     from app.ingest.chunking import chunk_text
     from app.settings import Settings
     from tests.support.server import MODELS

@@ -33,10 +33,9 @@ def _backend(request: Request) -> dict[str, str]:
     encoder = engine.encoders.get(engine.spec().id) if engine.ready.is_set() else None
     if encoder is None:
         return {"requested_backend": requested}
-    info = {"backend": getattr(encoder, "backend", "torch"), "requested_backend": requested}
-    fallback = getattr(encoder, "fallback", None)
-    if fallback:
-        info["fallback"] = fallback
+    info = {"backend": encoder.backend, "requested_backend": requested}
+    if encoder.fallback:
+        info["fallback"] = encoder.fallback
     return info
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from app.embeddings.models import ModelSpec
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 PIECE_ROWS = 8  # rows per call when encode_batches spreads rows over workers
 
@@ -19,6 +22,8 @@ class Encoder(Protocol):
     dimensions: int
     max_tokens: int  # content tokens that fit the window, special tokens excluded
     backend: str  # what runs the model: torch, onnx or onnx-int8
+    requested_backend: str  # what the settings asked for
+    fallback: str | None  # why the requested backend is not the one running, if it is not
     vocab_size: int
     tokenizer: Any  # the model's own Hugging Face tokenizer; chunking counts with it
     concurrency: int  # calls to encode() worth running at once, each from its own thread
@@ -48,26 +53,23 @@ def encode_batches(encoder: Encoder, batches: list[list[list[int]]]) -> list[np.
     return np.split(vectors, ends)
 
 
-class SentenceTransformerEncoder:
-    """A sentence-transformers model on torch, fed token ids directly."""
+class SentenceEncoder:
+    """What the bundled backends share: a sentence-transformers model's tokenizer and window, and
+    token ids laid out as padded ``[CLS] ids [SEP]`` rows."""
 
-    backend = "torch"
-    requested_backend = "torch"
-    fallback: str | None = None  # why a requested ONNX backend is not the one running
-    concurrency = 1  # torch spreads one batch over its own threads
+    fallback: str | None = None
+    concurrency = 1
 
-    def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
+    def __init__(
+        self, spec: ModelSpec, backend: str, base: SentenceTransformer | None = None
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
-        import torch
         import transformers
         from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()  # keep the server log readable
-
-        if threads:
-            torch.set_num_threads(threads)
-        self._torch = torch
-        self.model = SentenceTransformer(spec.path, device="cpu")
+        self.backend = self.requested_backend = backend
+        self.model = base if base is not None else SentenceTransformer(spec.path, device="cpu")
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self.dimensions = int(self.model.get_embedding_dimension())
@@ -78,24 +80,13 @@ class SentenceTransformerEncoder:
         """Token ids of each text, without special tokens and untruncated."""
         return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
-    def encode(self, batch: list[list[int]]) -> np.ndarray:
-        """Run one padded batch through the model's own modules (pooling and normalisation)."""
-        torch = self._torch
+    def pad(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """int64 input ids (``[CLS] ids [SEP]``, then padding) and attention mask of a batch."""
         width = max(len(ids) for ids in batch) + 2
-        input_ids = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        pad = self.tokenizer.pad_token_id
-        input_ids.fill_(pad)
+        input_ids = np.full((len(batch), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, ids in enumerate(batch):
-            seq = [cls, *ids, sep]
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        features = {
-            "input_ids": input_ids,
-            "attention_mask": mask,
-            "token_type_ids": torch.zeros_like(input_ids),
-        }
-        with torch.inference_mode():
-            out = self.model.forward(features)["sentence_embedding"]
-        return out.float().numpy().astype(np.float32, copy=False)
+            input_ids[row, : len(ids) + 2] = [cls, *ids, sep]
+            mask[row, : len(ids) + 2] = 1
+        return input_ids, mask

@@ -33,7 +33,7 @@ class LocalEmbedder:
     @property
     def backend(self) -> str:
         """The runtime actually serving the model (torch, onnx or onnx-int8)."""
-        return getattr(self.engine.encoder(self.model), "backend", "torch")
+        return self.engine.encoder(self.model).backend
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed through the engine's queue."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from app.embeddings.onnx import compatible_backends
+from app.embeddings.backends import compatible_backends
 from app.errors import AppError, Conflict
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder

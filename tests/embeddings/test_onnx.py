@@ -10,16 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.embeddings import onnx as backends
+from app.embeddings import backends, onnx_build
+from app.embeddings.backends import compatible_backends, load_encoder
+from app.embeddings.guard import GUARD_MIN_COSINE, GUARD_TEXTS
 from app.embeddings.models import ModelSpec, bundled_minilm
-from app.embeddings.onnx import (
-    GUARD_MIN_COSINE,
-    ModelCache,
-    Quantization,
-    compatible_backends,
-    load_encoder,
-    quantization_for_cpu,
-)
+from app.embeddings.onnx_build import ModelCache, Quantization, quantization_for_cpu
 from tests.support.fakes import FakeEncoder
 
 
@@ -46,9 +41,9 @@ def fake_build(monkeypatch: pytest.MonkeyPatch) -> Calls:
     def guard(spec: ModelSpec, path: Path, threads: int = 0) -> dict:
         return {"mean_cosine": calls.cosine, "passed": calls.cosine >= GUARD_MIN_COSINE}
 
-    monkeypatch.setattr(backends, "export_fused", export)
-    monkeypatch.setattr(backends, "quantize", quantize)
-    monkeypatch.setattr(backends, "guard", guard)
+    monkeypatch.setattr(onnx_build, "export_fused", export)
+    monkeypatch.setattr(onnx_build, "quantize", quantize)
+    monkeypatch.setattr(onnx_build, "guard", guard)
     return calls
 
 
@@ -97,8 +92,8 @@ def test_changed_weights_versions_or_quantization_rebuild(
     assert fake_build.exports == 3
     cache.get(spec, "onnx-int8", Quantization("avx2", reduce_range=True))  # another CPU
     assert fake_build.exports == 4
-    versions = backends._versions()
-    monkeypatch.setattr(backends, "_versions", lambda: {**versions, "onnxruntime": "9.9.9"})
+    versions = onnx_build._versions()
+    monkeypatch.setattr(onnx_build, "_versions", lambda: {**versions, "onnxruntime": "9.9.9"})
     cache.get(spec, "onnx-int8", Quantization("avx2", reduce_range=True))
     assert fake_build.exports == 5
     cache.get(spec, "onnx-int8", Quantization("avx2", reduce_range=True))
@@ -115,19 +110,13 @@ def test_a_corrupt_record_rebuilds(fake_build: Calls, spec: ModelSpec, tmp_path:
 
 
 class FakeTorchEncoder(FakeEncoder):
-    backend = "torch"
-    requested_backend = "torch"
-    fallback = None
-
     def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
         super().__init__(spec)
 
 
 @pytest.fixture
 def fake_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.embeddings.encoder
-
-    monkeypatch.setattr(app.embeddings.encoder, "SentenceTransformerEncoder", FakeTorchEncoder)
+    monkeypatch.setitem(backends.LOADERS, "torch", lambda spec, *_: FakeTorchEncoder(spec))
 
 
 def test_a_failing_guard_falls_back_to_torch_and_says_why(
@@ -150,7 +139,7 @@ def test_a_failing_build_falls_back_to_torch(
     def broken(spec: ModelSpec, target: Path) -> None:
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setattr(backends, "export_fused", broken)
+    monkeypatch.setattr(onnx_build, "export_fused", broken)
     encoder = load_encoder(spec, "onnx", tmp_path / "models")
     assert encoder.backend == "torch"
     assert "exporter exploded" in encoder.fallback
@@ -191,7 +180,7 @@ TEXTS = [
     "A deficiency of vitamin B12 increases blood levels of homocysteine.",
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris, and it remained the "
     "tallest man-made structure in the world for four decades until the Chrysler Building.",
-    *backends.GUARD_TEXTS,
+    *GUARD_TEXTS,
 ]
 
 

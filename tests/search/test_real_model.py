@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.embeddings.encoder import SentenceTransformerEncoder
 from app.embeddings.models import bundled_minilm
+from app.embeddings.torch_encoder import SentenceTransformerEncoder
 from app.search import Searcher, SearchQuery
 from app.store.database import Store
 from app.store.indexes import Indexes

@@ -23,6 +23,8 @@ class FakeEncoder:
     dimensions = 32
     max_tokens = 254
     concurrency = 1
+    backend = requested_backend = "torch"
+    fallback: str | None = None
 
     def __init__(self, spec: ModelSpec | None = None, delay: threading.Event | None = None) -> None:
         self.tokenizer = tokenizer()
