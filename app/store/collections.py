@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from app.errors import Conflict, NotFound
+from app.store import sqlite
 from app.store.connection import Connection
 from app.store.records import Collection, now
 
@@ -28,6 +29,7 @@ class Collections(Connection):
                 (name, model, dimensions, backend, now()),
             )
             collection = self.get_collection(name)
+            sqlite.create_fts(conn, collection.id)
         if (collection.model, collection.dimensions) != (model, dimensions):
             raise Conflict(
                 f"Collection '{name}' holds embeddings from {collection.model} "

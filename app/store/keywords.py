@@ -11,7 +11,7 @@ from app.store import sqlite
 from app.store.connection import Connection
 
 _WORD = re.compile(r"\w+")
-# Keyword queries leave out words found in more than this share of all chunks (once there are
+# Keyword queries leave out words found in more than this share of a collection's chunks (once there are
 # more than COMMON_MIN such chunks): BM25 gives them little weight, yet they match nearly every
 # chunk and cost most of a query's time. Of the shares tried on SciFact's train queries
 # (0.1-0.5), 0.15 scored best (nDCG@10 0.687 against 0.684 keeping every word) and made
@@ -37,7 +37,8 @@ class Keywords(Connection):
 
     def __init__(self, path: str | Path | None = None) -> None:
         super().__init__(path)
-        self._frequencies: dict[str, int] = {}  # word -> chunks holding it; cleared on writes
+        # (collection id, word) -> the collection's chunks holding it; cleared on writes
+        self._frequencies: dict[tuple[int, str], int] = {}
 
     def _written(self) -> None:
         super()._written()
@@ -54,15 +55,14 @@ class Keywords(Connection):
 
         With ``document_ids`` only chunks of those documents match.
         """
-        match = self._match(query)
+        match = self._match(collection_id, query)
         if not match:
             return []
-        sql = sqlite.KEYWORD_SEARCH
-        params: list[Any] = [match, collection_id]
+        params: list[Any] = [match]
         if document_ids is not None:
-            sql += f" AND {sqlite.in_ids('chunks.document_id')}"
             params.append(sqlite.id_list(document_ids))
-        rows = self._rows(sql + sqlite.KEYWORD_ORDER, [*params, limit])
+        sql = sqlite.keyword_search_sql(collection_id, document_ids is not None)
+        rows = self._rows(sql, [*params, limit])
         return [(row["id"], row["score"]) for row in rows]
 
     def highlight(
@@ -73,29 +73,41 @@ class Keywords(Connection):
         Matching uses the FTS tokenizer (so "inducing" marks "induced"); chunks with no match
         are left out.
         """
-        match = self._match(query)
-        if not match:
-            return {}
-        rows = self._rows(sqlite.HIGHLIGHT, [before, after, match, sqlite.id_list(chunk_ids)])
-        return {row["id"]: row["text"] for row in rows}
+        ids = sqlite.id_list(chunk_ids)
+        found: dict[int, str] = {}
+        collections = self._rows(
+            f"SELECT DISTINCT collection_id FROM chunks WHERE {sqlite.in_ids('id')}", [ids]
+        )
+        for row in collections:
+            collection_id = row["collection_id"]
+            if match := self._match(collection_id, query):
+                marked = self._rows(
+                    sqlite.highlight_sql(collection_id), [before, after, match, ids]
+                )
+                found |= {row["id"]: row["text"] for row in marked}
+        return found
 
-    def _match(self, text: str) -> str:
-        """The FTS5 query for ``text``: its words but the common ones, unless it has no others."""
+    def _match(self, collection_id: int, text: str) -> str:
+        """The FTS5 query for ``text``: its words but those common in the collection, unless it
+        has no others."""
         words = fts_words(text)
         with self._lock:
-            total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            total = self.db.execute(
+                "SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id]
+            ).fetchone()[0]
             if total <= COMMON_MIN:
                 return fts_query(words)
             cutoff = max(COMMON_SHARE * total, COMMON_MIN)
-            rare = [word for word in words if self._frequency(word) <= cutoff]
+            rare = [word for word in words if self._frequency(collection_id, word) <= cutoff]
         return fts_query(rare or words)
 
-    def _frequency(self, word: str) -> int:
-        """How many chunks hold ``word`` (as the FTS tokenizer stems it)."""
-        if word not in self._frequencies:
+    def _frequency(self, collection_id: int, word: str) -> int:
+        """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it)."""
+        key = (collection_id, word)
+        if key not in self._frequencies:
             if len(self._frequencies) > 100_000:  # only between writes, but words are endless
                 self._frequencies.clear()
-            self._frequencies[word] = self.db.execute(
-                sqlite.WORD_FREQUENCY, [fts_query([word])]
+            self._frequencies[key] = self.db.execute(
+                sqlite.word_frequency_sql(collection_id), [fts_query([word])]
             ).fetchone()[0]
-        return self._frequencies[word]
+        return self._frequencies[key]

@@ -57,23 +57,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks (document_id, seq);
 CREATE INDEX IF NOT EXISTS chunks_collection ON chunks (collection_id);
--- Keyword search over chunks (Porter stemming), kept in step by triggers; the same DDL
--- sqlite-utils' enable_fts writes, declared here so it is created with the tables, atomically.
-CREATE VIRTUAL TABLE IF NOT EXISTS "chunks_fts" USING FTS5 (
-    "text", "section",
-    tokenize='porter',
-    content="chunks"
-);
-CREATE TRIGGER IF NOT EXISTS "chunks_ai" AFTER INSERT ON "chunks" BEGIN
-  INSERT INTO "chunks_fts" (rowid, "text", "section") VALUES (new.rowid, new."text", new."section");
-END;
-CREATE TRIGGER IF NOT EXISTS "chunks_ad" AFTER DELETE ON "chunks" BEGIN
-  INSERT INTO "chunks_fts" ("chunks_fts", rowid, "text", "section") VALUES('delete', old.rowid, old."text", old."section");
-END;
-CREATE TRIGGER IF NOT EXISTS "chunks_au" AFTER UPDATE ON "chunks" BEGIN
-  INSERT INTO "chunks_fts" ("chunks_fts", rowid, "text", "section") VALUES('delete', old.rowid, old."text", old."section");
-  INSERT INTO "chunks_fts" (rowid, "text", "section") VALUES (new.rowid, new."text", new."section");
-END;
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     collection TEXT NOT NULL,
@@ -122,19 +105,6 @@ SAVE_MAP = (
     "INSERT OR REPLACE INTO document_maps "
     "(collection_id, version, method, document_ids, coordinates) VALUES (?, ?, ?, ?, ?)"
 )
-# Full-text search (FTS5): a MATCH expression comes from keywords.fts_query; rank is BM25,
-# lower is better.
-KEYWORD_SEARCH = (
-    "SELECT chunks_fts.rowid AS id, -chunks_fts.rank AS score FROM chunks_fts "
-    "JOIN chunks ON chunks.id = chunks_fts.rowid "
-    "WHERE chunks_fts MATCH ? AND chunks.collection_id = ?"
-)
-KEYWORD_ORDER = " ORDER BY chunks_fts.rank LIMIT ?"
-HIGHLIGHT = (
-    "SELECT rowid AS id, highlight(chunks_fts, 0, ?, ?) AS text FROM chunks_fts "
-    "WHERE chunks_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))"
-)
-WORD_FREQUENCY = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
 BEGIN = "BEGIN IMMEDIATE"
 
 
@@ -151,7 +121,83 @@ def connect(path: str | Path | None) -> sqlite3.Connection:
     # One transaction: processes opening a new database at once must neither fail on each
     # other's CREATE nor see the FTS table before its triggers.
     conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+    _split_shared_fts(conn)
     return conn
+
+
+# Keyword search (FTS5, Porter stemming): one full-text table per collection, so BM25's statistics
+# (row count, document frequencies, lengths) and the common-word counts are the collection's own.
+# Each reads its text from a view of the collection's chunks and is kept in step by triggers.
+
+
+def fts_table(collection_id: int) -> str:
+    """The name of the collection's full-text table."""
+    return f"chunks_fts_{int(collection_id)}"
+
+
+def create_fts(conn: sqlite3.Connection, collection_id: int) -> None:
+    """Create the collection's full-text table, view and triggers if missing (in a transaction)."""
+    n, fts = int(collection_id), fts_table(collection_id)
+    delete = f"INSERT INTO {fts} ({fts}, rowid, text, section) VALUES ('delete', old.id, old.text, old.section);"
+    insert = f"INSERT INTO {fts} (rowid, text, section) VALUES (new.id, new.text, new.section);"
+    for statement in (
+        f"CREATE VIEW IF NOT EXISTS chunks_{n} AS "
+        f"SELECT id, text, section FROM chunks WHERE collection_id = {n}",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING FTS5 "
+        f"(text, section, tokenize='porter', content='chunks_{n}', content_rowid='id')",
+        f"CREATE TRIGGER IF NOT EXISTS chunks_ai_{n} AFTER INSERT ON chunks "
+        f"WHEN new.collection_id = {n} BEGIN {insert} END",
+        f"CREATE TRIGGER IF NOT EXISTS chunks_ad_{n} AFTER DELETE ON chunks "
+        f"WHEN old.collection_id = {n} BEGIN {delete} END",
+        f"CREATE TRIGGER IF NOT EXISTS chunks_au_{n} AFTER UPDATE ON chunks "
+        f"WHEN old.collection_id = {n} BEGIN {delete} {insert} END",
+    ):
+        conn.execute(statement)
+
+
+def keyword_search_sql(collection_id: int, in_documents: bool) -> str:
+    """BM25 matches (id, score; higher is better) of a MATCH expression in the collection, best
+    first; parameters: the expression, [a document id list,] the limit."""
+    fts = fts_table(collection_id)
+    sql = f"SELECT {fts}.rowid AS id, -{fts}.rank AS score FROM {fts}"
+    if in_documents:
+        sql += f" JOIN chunks ON chunks.id = {fts}.rowid WHERE {fts} MATCH ?"
+        sql += f" AND {in_ids('chunks.document_id')}"
+    else:
+        sql += f" WHERE {fts} MATCH ?"
+    return sql + f" ORDER BY {fts}.rank LIMIT ?"
+
+
+def highlight_sql(collection_id: int) -> str:
+    """Chunk texts (id, text) with matches marked; parameters: before, after, the MATCH
+    expression and a chunk id list."""
+    fts = fts_table(collection_id)
+    return (
+        f"SELECT rowid AS id, highlight({fts}, 0, ?, ?) AS text FROM {fts} "
+        f"WHERE {fts} MATCH ? AND {in_ids('rowid')}"
+    )
+
+
+def word_frequency_sql(collection_id: int) -> str:
+    """How many of the collection's chunks match a MATCH expression."""
+    fts = fts_table(collection_id)
+    return f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ?"
+
+
+def _split_shared_fts(conn: sqlite3.Connection) -> None:
+    """Move a database from one full-text table shared by every collection to one each."""
+    conn.execute(BEGIN)
+    with conn:
+        shared = "SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'"
+        if conn.execute(shared).fetchone() is None:
+            return
+        for trigger in ("chunks_ai", "chunks_ad", "chunks_au"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute("DROP TABLE chunks_fts")
+        for (collection_id,) in conn.execute("SELECT id FROM collections").fetchall():
+            create_fts(conn, collection_id)
+            fts = fts_table(collection_id)
+            conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')")
 
 
 def in_ids(column: str) -> str:

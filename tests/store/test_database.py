@@ -12,19 +12,22 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.store.database import Store
 from app.store.keywords import COMMON_MIN, fts_query, fts_words
 from app.store.records import ChunkRecord, Collection
-from tests.support.documents import DIMENSIONS, AddDoc
+from app.store.sqlite import fts_table
+from tests.support.documents import DIMENSIONS, AddDoc, unit_vectors
+
+
+def count(store: Store, table: str) -> int:
+    return store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def counts(store: Store) -> tuple[int, ...]:
-    """Rows in documents, chunks and the FTS index."""
-    return tuple(
-        store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in ("documents", "chunks", "chunks_fts")
-    )
+    """Rows in documents, chunks and the collections' FTS indexes (one size row per chunk)."""
+    indexed = sum(count(store, f"{fts_table(c.id)}_docsize") for c in store.list_collections())
+    return count(store, "documents"), count(store, "chunks"), indexed
 
 
-def test_schema_has_tables_fts_and_lookup_indexes(store: Store) -> None:
-    assert {"collections", "documents", "chunks", "jobs", "chunks_fts"} <= set(
+def test_schema_has_tables_fts_and_lookup_indexes(store: Store, collection: Collection) -> None:
+    assert {"collections", "documents", "chunks", "jobs", fts_table(collection.id)} <= set(
         store.db.table_names()
     )
     assert {
@@ -338,6 +341,55 @@ def test_keyword_search_leaves_out_common_words_unless_nothing_else(
     add_doc(["zebra"] * COMMON_MIN)
     found = {i for i, _ in store.keyword_search(collection.id, "the zebra", 3000)}
     assert set(common.chunk_ids) <= found
+
+
+def test_common_words_and_bm25_are_counted_per_collection(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    small = store.ensure_collection("small", "test-model", DIMENSIONS, "faiss")
+    mine = add_doc(["the zebra", "a lion"], collection_id=small.id)
+    queries = ("the", "the zebra", "lion")
+    before = {q: store.keyword_search(small.id, q, 10) for q in queries}
+    assert [i for i, _ in before["the"]] == mine.chunk_ids[:1]
+    # "the" is in every chunk of another, large collection: common there, not here. The other
+    # collection's rows change neither which words count nor their BM25 weights.
+    add_doc([f"the report number {n}" for n in range(COMMON_MIN + 1)])
+    for query in queries:
+        after = store.keyword_search(small.id, query, 10)
+        assert after == [(i, pytest.approx(score)) for i, score in before[query]]
+    marked = store.highlight("the zebra", mine.chunk_ids, "<b>", "</b>")
+    assert marked[mine.chunk_ids[0]] == "<b>the</b> <b>zebra</b>"
+
+
+def test_a_shared_fts_table_is_split_per_collection(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = Store(path)
+    notes = store.ensure_collection("notes", "m", DIMENSIONS, "faiss")
+    other = store.ensure_collection("other", "m", DIMENSIONS, "faiss")
+    rng = np.random.default_rng(0)
+    for target, text in ((notes, "river otters"), (other, "river barges")):
+        chunk = ChunkRecord(0, text, 0, len(text), 2)
+        fields = {"title": text, "source_name": "a.txt", "source_type": "txt", "size": 1}
+        fields |= {"content_hash": text, "text": text}
+        store.add_document(target.id, fields, [chunk], unit_vectors(rng, 1))
+    # Rewind the file to the layout before per-collection tables: one table, three triggers.
+    with store._transaction() as conn:
+        for c in (notes, other):
+            conn.execute(f"DROP TABLE {fts_table(c.id)}")
+            conn.execute(f"DROP VIEW chunks_{c.id}")
+            for trigger in ("ai", "ad", "au"):
+                conn.execute(f"DROP TRIGGER chunks_{trigger}_{c.id}")
+        conn.execute(
+            "CREATE VIRTUAL TABLE chunks_fts USING FTS5 (text, section, tokenize='porter', "
+            "content='chunks')"
+        )
+        conn.execute("CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN SELECT 1; END")
+    store.close()
+    store = Store(path)
+    assert "chunks_fts" not in store.db.table_names()
+    assert [i for i, _ in store.keyword_search(notes.id, "river", 5)] == [1]
+    assert [i for i, _ in store.keyword_search(other.id, "river", 5)] == [2]
+    store.close()
 
 
 def test_keyword_search_treats_operators_as_words(

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from app.store.database import Store
+from app.store.sqlite import fts_table
 
 WORDS = ["river", "glacier", "violin", "lantern", "falcon", "copper", "canyon", "ember"]
 
@@ -96,7 +97,9 @@ def assert_sqlite_consistent(path: Path) -> None:
         ).fetchone()[0]
         assert (orphans, miscounted) == (0, 0)
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        # Raises if the full-text index disagrees with the chunks it indexes.
-        store.db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')")
+        # Raises if a full-text index disagrees with the chunks it indexes.
+        for collection in store.list_collections():
+            fts = fts_table(collection.id)
+            store.db.execute(f"INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)")
     finally:
         store.close()
