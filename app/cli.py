@@ -1,4 +1,4 @@
-"""The ``embedsearch`` command line: serve, ingest, verify, reindex, compact, bench."""
+"""The ``embedsearch`` command line: serve, ingest, verify, reindex, compact, export, import, bench."""
 
 from __future__ import annotations
 

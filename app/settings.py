@@ -14,6 +14,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WEB = (
+    Path(__file__).resolve().parent / "web"
+)  # the pages' templates and static files, shipped inside
 
 
 class Settings(BaseSettings):
@@ -24,10 +27,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the server binds to.")
     port: int = Field(8000, description="Port the server listens on.")
     data_dir: Path = Field(Path("data"), description="Directory for the database and indexes.")
-    templates_dir: Path = Field(PROJECT_ROOT / "templates", description="Jinja2 templates.")
-    static_dir: Path = Field(
-        PROJECT_ROOT / "static", description="Static assets served at /static."
-    )
+    templates_dir: Path = Field(WEB / "templates", description="Jinja2 templates.")
+    static_dir: Path = Field(WEB / "static", description="Static assets served at /static.")
     model: str = Field("all-MiniLM-L6-v2", description="Default embedding model id.")
     model_aliases: dict[str, str] = Field(
         default_factory=dict,

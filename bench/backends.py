@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -21,18 +20,19 @@ from app.embeddings.encoder import encode_batches
 from app.embeddings.models import bundled_minilm
 from app.embeddings.onnx_build import ModelCache
 from bench.runner import Row, at_least, run_alone
+from tests.support.datasets import dataset
 from tests.support.server import MODELS
 
-SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact"
 LONG_TOKENS = 200
 BATCH_TOKENS = 16_384
 INT8_TARGET = 2.0  # onnx-int8 texts/s over torch's, on both text lengths
 
 
 def texts() -> tuple[list[str], list[str]]:
-    with (SCIFACT / "queries.jsonl").open() as f:
+    scifact = dataset("scifact")
+    with (scifact / "queries.jsonl").open() as f:
         short = [json.loads(line)["text"] for line in f]
-    with (SCIFACT / "corpus.jsonl").open() as f:
+    with (scifact / "corpus.jsonl").open() as f:
         docs = [json.loads(line) for line, _ in zip(f, range(3000), strict=False)]
     long = [f"{d['title']} {d['text']}" for d in docs]
     return short, long

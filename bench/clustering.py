@@ -23,9 +23,9 @@ import numpy as np
 from sklearn.metrics import v_measure_score
 
 from bench.runner import Row, at_least, at_most, run_alone
+from tests.support.datasets import dataset
 from tests.support.server import running_server
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared/data"
 DATASETS = {"banking77": 77, "ag_news": 4}
 
 
@@ -56,7 +56,7 @@ def ingest(http: httpx.Client, collection: str, texts: list[str], batch: int = 5
 def quality(url: str, name: str) -> dict:
     """Ingest a labelled dataset, cluster it with its number of labels, score and show labels."""
     k = DATASETS[name]
-    rows = read_jsonl(DATA / name / "test.jsonl")
+    rows = read_jsonl(dataset(name) / "test.jsonl")
     with httpx.Client(base_url=url, timeout=600) as http:
         start = time.perf_counter()
         ids = ingest(http, name, [row["text"] for row in rows])
@@ -103,7 +103,7 @@ def speed(documents: int = 5000, k: int = 20) -> dict:
     from app.store.database import Store
     from app.store.records import ChunkRecord
 
-    rows = read_jsonl(DATA / "scifact/corpus.jsonl")[:documents]
+    rows = read_jsonl(dataset("scifact") / "corpus.jsonl")[:documents]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")

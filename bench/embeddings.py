@@ -25,15 +25,15 @@ import aiohttp
 
 from app.embeddings.encoder import encode_batches
 from bench.runner import Row, at_least, at_most, run_alone
+from tests.support.datasets import dataset
 from tests.support.server import MODELS, running_server
 
 MODEL = "all-MiniLM-L6-v2"
-CLAIMS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/queries.jsonl"
 
 
 def short_texts() -> list[str]:
     """Real short texts: SciFact's claims (about 15-25 tokens each)."""
-    with CLAIMS.open() as f:
+    with (dataset("scifact") / "queries.jsonl").open() as f:
         return [json.loads(line)["text"] for line in f]
 
 

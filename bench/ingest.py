@@ -15,12 +15,12 @@ from pathlib import Path
 
 import httpx
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/corpus.jsonl"
+from tests.support.datasets import dataset
 
 
 def records(limit: int | None = None) -> list[dict]:
     """SciFact documents as upload records: title + " " + text, with the BEIR id."""
-    with CORPUS.open() as f:
+    with (dataset("scifact") / "corpus.jsonl").open() as f:
         rows = [json.loads(line) for line in f][:limit]
     return [
         {"_id": r["_id"], "title": r["title"], "text": f"{r['title']} {r['text']}"} for r in rows

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
+from tests.support.datasets import DATA_ENV
+
 # Benchmark modules of bench/, in running order; True where a plain run includes it.
 BENCHES = {
     "embeddings": True,
@@ -171,8 +173,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         help="keep SciFact's server data here (torch in DIR, others in DIR/<backend>) and reuse "
         "it in later runs instead of ingesting again",
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help=f"the folder holding scifact/, banking77/ and ag_news/ (default: ${DATA_ENV}, else "
+        "../shared/data beside the checkout); each benchmark says where to get what it misses",
+    )
     parser.add_argument("--details", action="store_true", help="also each benchmark's own table")
     args = parser.parse_args(argv)
+    if args.data:
+        os.environ[DATA_ENV] = str(args.data.resolve())
     names = args.only.split(",") if args.only else [n for n, default in BENCHES.items() if default]
     if unknown := [n for n in names if n not in BENCHES]:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHES)}")

@@ -28,9 +28,9 @@ import httpx
 
 from bench import ingest
 from bench.runner import Row, at_least, run_alone, within
+from tests.support.datasets import dataset
 from tests.support.server import running_server
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact"
 COLLECTION = "scifact"
 MODES = ("semantic", "keyword", "hybrid")
 BACKENDS = ("torch", "onnx-int8")
@@ -162,8 +162,9 @@ def run_backend(
 def run(quick: bool = False, workdir: Path | None = None) -> dict:
     """Every backend's figures, and int8's hybrid test nDCG@10 less torch's."""
     corpus = ingest.records()
-    queries = {q["_id"]: q["text"] for q in read_jsonl(DATA / "queries.jsonl")}
-    splits = {split: read_qrels(DATA / f"qrels/{split}.tsv") for split in ("test", "train")}
+    data = dataset("scifact")
+    queries = {q["_id"]: q["text"] for q in read_jsonl(data / "queries.jsonl")}
+    splits = {split: read_qrels(data / f"qrels/{split}.tsv") for split in ("test", "train")}
     if quick:
         corpus, test = subset(corpus, splits["test"])
         splits = {"test": test}

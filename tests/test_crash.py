@@ -28,7 +28,6 @@ from tests.support.live import (
 from tests.support.server import running_server
 
 pytestmark = pytest.mark.model
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/scifact/corpus.jsonl"
 
 # Loaded as ``sitecustomize`` by a server under test, so app code stays as it ships.
 PAUSE_HOOK = '''
@@ -60,13 +59,14 @@ index._atomic_write = paused_atomic_write
 
 
 def corpus(n: int) -> bytes:
-    lines = []
-    with CORPUS.open() as f:
-        for line, _ in zip(f, range(n), strict=False):
-            record = json.loads(line)
-            record["text"] = f"{record['title']} {record['text']}"
-            lines.append(json.dumps(record))
-    return "\n".join(lines).encode()
+    """A JSON Lines file of n abstract-sized records (about 300 tokens each, as in SciFact), made
+    here so the test needs no outside data set."""
+    rng = random.Random(7)
+    records = (
+        {"_id": str(i), "title": f"Record {i}", "text": " ".join(notes(rng, str(i), 20))}
+        for i in range(n)
+    )
+    return "\n".join(json.dumps(record) for record in records).encode()
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -77,7 +77,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 def test_sigkill_during_ingest(tmp_path: Path) -> None:
     with running_server(tmp_path) as (url, proc, _):
-        r = httpx.post(f"{url}/api/documents", files={"files": ("scifact.jsonl", corpus(600))})
+        r = httpx.post(f"{url}/api/documents", files={"files": ("corpus.jsonl", corpus(600))})
         job_id = r.json()["id"]
         acknowledged: list[int] = []
         deadline = time.monotonic() + 300

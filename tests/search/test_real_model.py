@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from app.search import Searcher, SearchQuery
 from app.store.database import Store
 from app.store.indexes import Indexes
 from app.store.records import ChunkRecord
+from tests.support.datasets import data_dir
 
-SCIFACT = Path(__file__).resolve().parents[3] / "shared/data/scifact"
+SCIFACT = data_dir() / "scifact"
 # Test-split claims and the abstract that supports each one.
 CASES = {
     "1": "31715818",
@@ -30,7 +30,9 @@ DISTRACTORS = 30
 
 pytestmark = [
     pytest.mark.model,
-    pytest.mark.skipif(not SCIFACT.exists(), reason="SciFact data is not available"),
+    pytest.mark.skipif(
+        not SCIFACT.exists(), reason=f"no SciFact data at {SCIFACT} (see tests/support/datasets.py)"
+    ),
 ]
 
 
