@@ -17,7 +17,7 @@ import httpx
 # checkout's data/models, where `embedsearch serve` run from the checkout keeps it too.
 MODELS = Path(
     os.environ.get("EMBEDSEARCH_MODELS_DIR")
-    or Path(__file__).resolve().parent.parent / "data/models"
+    or Path(__file__).resolve().parents[2] / "data/models"
 )
 
 
