@@ -12,11 +12,11 @@ from fastapi import Depends, Path, Request
 from pydantic import Field
 
 from app.embeddings.engine import Engine
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search import Searcher
 from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 
 
 async def get_settings(request: Request) -> Settings:

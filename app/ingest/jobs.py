@@ -20,11 +20,11 @@ import numpy as np
 
 from app.embeddings.backends import compatible_backends
 from app.errors import AppError, Conflict
+from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import ChunkRecord, Collection, Job
 
 log = logging.getLogger("embedsearch.ingest")

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.errors import BadRequest, Conflict
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search.snippets import CLOSE, OPEN, snippet
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import Chunk, Collection, Document, Scalar
 
 MODES = ("hybrid", "semantic", "keyword")

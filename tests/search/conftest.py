@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
 from app.search import Searcher
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import Collection
 from tests.support.documents import AddIndexed, chunk_records
 from tests.support.fakes import FakeEmbedder
@@ -20,7 +21,7 @@ def embedder() -> FakeEmbedder:
 
 @pytest.fixture
 def indexes(store: Store) -> Indexes:
-    return Indexes(store)
+    return Indexes(store, FaissFiles(None))
 
 
 @pytest.fixture
