@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -149,15 +150,16 @@ LONE = '"\\ud800"'
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/search", '{"query": %s}' % LONE),
-        ("/v1/embeddings", '{"model": "%s", "input": [%s]}' % (MODEL, LONE)),
-        ("/api/similarity", '{"a": %s, "b": "x"}' % LONE),
-        ("/api/neighbors", '{"text": %s}' % LONE),
+        ("/api/search", '{"query": LONE}'),
+        ("/v1/embeddings", '{"model": "all-MiniLM-L6-v2", "input": [LONE]}'),
+        ("/api/similarity", '{"a": LONE, "b": "x"}'),
+        ("/api/neighbors", '{"text": LONE}'),
         ("/api/documents", '{"text": "a\\udfffb"}'),
-        ("/api/search", '{"query": "x", "filters": {"metadata": {%s: 1}}}' % LONE),
+        ("/api/search", '{"query": "x", "filters": {"metadata": {LONE: 1}}}'),
     ],
 )
 def test_lone_surrogates_are_refused(stored, path: str, body: str) -> None:
+    body = body.replace("LONE", LONE)
     error = assert_error(stored.post(path, content=body, headers=JSON), 400)
     assert "surrogate" in error["message"]
 
@@ -183,5 +185,5 @@ def test_lone_surrogate_in_an_uploaded_json_fails_that_file_alone(stored) -> Non
 @pytest.mark.parametrize("path", ["/api/search", "/v1/embeddings", "/api/documents"])
 @pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", ""])
 def test_api_bodies_must_be_json(stored, path: str, kind: str) -> None:
-    body = '{"query": "x", "text": "x", "model": "%s", "input": "x"}' % MODEL
+    body = json.dumps({"query": "x", "text": "x", "model": MODEL, "input": "x"})
     assert_error(stored.post(path, content=body, headers={"content-type": kind}), 415)
