@@ -8,6 +8,8 @@ import pytest
 from app.index.faiss import FaissFiles
 from app.index.indexes import Indexes
 from app.search import Searcher
+from app.search.search import QueryLimits
+from app.settings import Settings
 from app.store.database import Store
 from app.store.records import Collection
 from tests.support.documents import AddIndexed, chunk_records
@@ -26,7 +28,7 @@ def indexes(store: Store) -> Indexes:
 
 @pytest.fixture
 def searcher(store: Store, indexes: Indexes, embedder: FakeEmbedder) -> Searcher:
-    return Searcher(store, indexes, embedder)
+    return Searcher(store, indexes, embedder, QueryLimits.of(Settings(_env_file=None)))
 
 
 @pytest.fixture

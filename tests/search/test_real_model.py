@@ -13,6 +13,8 @@ from app.embeddings.torch_encoder import SentenceTransformerEncoder
 from app.index.faiss import FaissFiles
 from app.index.indexes import Indexes
 from app.search import Searcher, SearchQuery
+from app.search.search import QueryLimits
+from app.settings import Settings
 from app.store.database import Store
 from app.store.records import ChunkRecord
 from tests.support.datasets import data_dir
@@ -86,7 +88,7 @@ def searcher() -> Searcher:
         }
         added = store.add_document(collection.id, fields, chunks, vectors)
         indexes.add(collection.id, np.array(added.chunk_ids), vectors)
-    return Searcher(store, indexes, embedder)
+    return Searcher(store, indexes, embedder, QueryLimits.of(Settings(_env_file=None)))
 
 
 @pytest.mark.parametrize("mode", ["semantic", "keyword", "hybrid"])
