@@ -87,3 +87,15 @@ class ServiceUnavailable(AppError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+class IndexUnavailable(ServiceUnavailable):
+    """The vector index (a Qdrant server or cluster) cannot be reached or did not answer in time."""
+
+    code = "index_unavailable"
+
+
+class IndexSchemaError(ServiceUnavailable):
+    """A collection's index exists but holds vectors of another size or distance."""
+
+    code = "index_schema_mismatch"

@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         yield
         ingestor.shutdown()
         engine.stop()
+        indexes.close()
         store.close()
 
     app = FastAPI(

@@ -102,6 +102,38 @@ class Settings(BaseSettings):
     max_filter_keys: int = Field(32, description="Most metadata fields one search filter may test.")
     max_clusters: int = Field(100, description="Largest k a clustering may ask for.")
 
+    index_backend: Literal["faiss", "qdrant"] = Field(
+        "faiss",
+        description="Where vectors and (with `qdrant`) the keyword index live: `faiss` files in "
+        "the data directory, or a Qdrant server, cluster or embedded store (see `QDRANT_*`).",
+    )
+    qdrant_url: str | None = Field(
+        None, description="URL of a Qdrant server or cluster, e.g. `http://qdrant:6333`."
+    )
+    qdrant_api_key: str | None = Field(None, description="API key for `EMBEDSEARCH_QDRANT_URL`.")
+    qdrant_path: Path | None = Field(
+        None,
+        description="Directory of an embedded Qdrant (the client's local mode: one process, "
+        "no stemming, for one machine and tests); used when `QDRANT_URL` is unset.",
+    )
+    qdrant_edge: bool = Field(
+        False,
+        description="With `QDRANT_PATH`: embed the real Qdrant engine (qdrant-edge-py: English "
+        "stemming, HNSW, far faster) instead of the client's local mode.",
+    )
+    qdrant_prefix: str = Field(
+        "embedsearch_", description="Prefix of this installation's Qdrant collection names."
+    )
+    qdrant_shards: int = Field(
+        1, ge=1, description="Shards of each new Qdrant collection (spread over the cluster)."
+    )
+    qdrant_replicas: int = Field(
+        1, ge=1, description="Replication factor of each new Qdrant collection."
+    )
+    qdrant_timeout: int = Field(
+        10, ge=1, description="Seconds to wait for Qdrant before a search answers 503."
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -27,6 +27,17 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", _env_file=None)
 
 
+@pytest.fixture(params=["faiss", "qdrant"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on each index backend in turn: FAISS files, then Qdrant embedded (local mode)."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        index_backend=request.param,
+        qdrant_path=tmp_path / "qdrant",
+        _env_file=None,
+    )
+
+
 @pytest.fixture
 def store() -> Iterator[Store]:
     """An in-memory store."""

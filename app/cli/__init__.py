@@ -1,4 +1,5 @@
-"""The ``embedsearch`` command line: serve, ingest, verify, reindex, compact, export, import, bench."""
+"""The ``embedsearch`` command line: serve, ingest, verify, reindex,
+migrate-index, compact, export, import, bench."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import logging
 import sys
 
-from app.cli.admin import bench, compact, export, import_, reindex, serve, verify
+from app.cli.admin import bench, compact, export, import_, migrate_index, reindex, serve, verify
 from app.cli.ingest import ingest
 from app.settings import get_settings
 
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("reindex", help="Rebuild the vector indexes from SQLite.").set_defaults(
         run=reindex
     )
+    p = commands.add_parser(
+        "migrate-index", help="Copy the vectors to another index backend (no re-embedding)."
+    )
+    p.add_argument("--to", required=True, choices=("faiss", "qdrant"), help="Target backend.")
+    p.set_defaults(run=migrate_index)
     commands.add_parser("compact", help="Reclaim space after deletes.").set_defaults(run=compact)
     p = commands.add_parser("export", help="Write the database and a manifest to one archive.")
     p.add_argument("archive", help="The archive to write (.tar.gz).")

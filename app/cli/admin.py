@@ -1,5 +1,5 @@
 """Commands that run the server or work on its data directory offline: serve, verify, reindex,
-compact, export, import, bench."""
+migrate-index, compact, export, import, bench."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
             f"{report.missing} missing, {report.extra} extra"
             + (f"; {report.action})" if args.repair else ")")
         )
+    indexes.close()
     store.close()
     return 0 if clean or args.repair else 1
 
@@ -61,7 +62,31 @@ def reindex(settings: Settings, args: argparse.Namespace) -> int:
     for collection in store.list_collections():
         indexes.rebuild(collection.id)
         print(f"{collection.name}: rebuilt, {collection.chunks} vectors")
+    indexes.close()
     store.close()
+    return 0
+
+
+def migrate_index(settings: Settings, args: argparse.Namespace) -> int:
+    """Build every collection's index on another backend from SQLite's vectors (no re-embedding).
+
+    The server may keep running on the old backend meanwhile: whatever it writes after a
+    collection was copied is caught up by the new backend's start-up repair.
+    """
+    from app.index.factory import open_indexes
+    from app.store.database import Store
+
+    store = Store(settings.data_dir / "embedsearch.db")
+    indexes = open_indexes(settings, store, backend=args.to)
+    for collection in store.list_collections():
+        report = indexes.rebuild(collection.id)
+        print(
+            f"{collection.name}: {collection.chunks} vectors copied to {args.to} "
+            f"({indexes.backend.describe(collection.id)}), store version {report.store_version}"
+        )
+    indexes.close()
+    store.close()
+    print(f"Now set EMBEDSEARCH_INDEX_BACKEND={args.to} and restart the server.")
     return 0
 
 
@@ -102,6 +127,7 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
     store, indexes = open_store(settings)
     for collection in store.list_collections():
         indexes.rebuild(collection.id)
+    indexes.close()
     store.close()
     print(f"imported {len(manifest['collections'])} collection(s) into {settings.data_dir}")
     return 0

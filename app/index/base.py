@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from app.store.records import Collection
+
+if TYPE_CHECKING:
+    from app.search.search import Filters
+
+Ranking = list[tuple[int, float]]  # (chunk id, score), best first
 
 
 class IndexLost(Exception):
@@ -62,8 +67,28 @@ class Backend(Protocol):
         """Make the index (and its version) durable."""
         ...
 
+    def close(self) -> None:
+        """Release connections and locks."""
+        ...
+
     def describe(self, collection_id: int) -> str:
         """Where the collection's index lives, for messages."""
+        ...
+
+
+@runtime_checkable
+class RanksText(Protocol):
+    """A backend that also ranks chunk text, so a search takes both candidate lists from it."""
+
+    def candidates(
+        self,
+        index: Any,
+        vector: np.ndarray | None,
+        text: str | None,
+        filters: Filters,
+        depth: int,
+    ) -> tuple[Ranking, Ranking]:
+        """The ``depth`` best semantic and keyword matches in ``index`` under ``filters``."""
         ...
 
 

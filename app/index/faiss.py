@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from app.errors import BadRequest
-from app.index.base import IndexLost
+from app.index.base import IndexLost, VectorIndex
 from app.store.records import Collection
 
 # Measured by ``python -m bench.index_scale`` (see the issue notes): exact search stays below
@@ -232,12 +232,16 @@ class FaissFiles:
         """A new empty index (written on save)."""
         return FaissIndex(collection.dimensions, **self.options)
 
-    def save(self, collection: Collection, index: FaissIndex) -> None:
+    def save(self, collection: Collection, index: VectorIndex) -> None:
         """Write the index file if this backend keeps files."""
+        assert isinstance(index, FaissIndex)  # made by this backend
         path = self.path(collection.id)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             index.save(path)
+
+    def close(self) -> None:
+        """Nothing to release: files are written on save."""
 
     def describe(self, collection_id: int) -> str:
         """The index file's path (or "memory")."""

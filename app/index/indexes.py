@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.index.base import Backend, IndexLost, Report, VectorIndex
+from app.errors import IndexUnavailable
+from app.index.base import Backend, IndexLost, Ranking, RanksText, Report, VectorIndex
 from app.store.database import Store
+
+if TYPE_CHECKING:
+    from app.search.search import Filters
 
 log = logging.getLogger("embedsearch.index")
 
@@ -29,25 +36,45 @@ class Indexes:
         self._locks_lock = threading.Lock()
 
     def add(self, collection_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) vectors under these chunk ids."""
-        with self._lock(collection_id):
+        """Add (or replace) vectors under these chunk ids (caught up later if the index is down)."""
+        with self._lock(collection_id), self._catching_up(collection_id):
             self._get(collection_id).add(ids, vectors)
 
-    def remove(self, collection_id: int, ids: np.ndarray) -> int:
-        """Remove these chunk ids; returns how many were present."""
-        with self._lock(collection_id):
-            return self._get(collection_id).remove(ids)
+    def remove(self, collection_id: int, ids: np.ndarray) -> None:
+        """Remove these chunk ids (caught up later if the index is down)."""
+        with self._lock(collection_id), self._catching_up(collection_id):
+            self._get(collection_id).remove(ids)
 
     def search(
         self, collection_id: int, queries: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest chunks per query as (scores, ids), best first, -1 ids past the end."""
-        with self._lock(collection_id):
+        with self._lock(collection_id), self._forgetting(collection_id):
             return self._get(collection_id).search(queries, k)
+
+    @property
+    def ranks_text(self) -> bool:
+        """Whether the backend ranks keyword candidates itself (else SQLite FTS5 does)."""
+        return isinstance(self.backend, RanksText)
+
+    def candidates(
+        self,
+        collection_id: int,
+        vector: np.ndarray | None,
+        text: str | None,
+        filters: Filters,
+        depth: int,
+    ) -> tuple[Ranking, Ranking]:
+        """The semantic and keyword candidates under a filter, from a backend that ranks text."""
+        if not isinstance(self.backend, RanksText):
+            raise TypeError(f"The {self.backend.name} backend does not rank text.")
+        with self._lock(collection_id), self._forgetting(collection_id):
+            index = self._get(collection_id)
+            return self.backend.candidates(index, vector, text, filters, depth)
 
     def save(self, collection_id: int) -> None:
         """Persist the collection's index (call after the SQLite commit and the index update)."""
-        with self._lock(collection_id):
+        with self._lock(collection_id), self._catching_up(collection_id):
             index = self._get(collection_id)
             collection = self.store.get_collection_by_id(collection_id)
             index.version = collection.version
@@ -80,8 +107,40 @@ class Indexes:
             return self._rebuild(self._compare(collection_id, *self._current(collection_id))[0])
 
     def sync_all(self) -> list[Report]:
-        """Repair every collection's index (at start-up)."""
-        return [self.repair(collection.id) for collection in self.store.list_collections()]
+        """Repair every collection's index (at start-up); one that is unreachable is left to
+        catch up on first use."""
+        reports = []
+        for collection in self.store.list_collections():
+            try:
+                reports.append(self.repair(collection.id))
+            except IndexUnavailable as error:
+                log.warning("Index of collection %r not checked: %s", collection.name, error)
+        return reports
+
+    @contextmanager
+    def _forgetting(self, collection_id: int) -> Iterator[None]:
+        """On IndexUnavailable, forget the index so its next use reopens and repairs it."""
+        try:
+            yield
+        except IndexUnavailable:
+            self._indexes.pop(collection_id, None)
+            raise
+
+    @contextmanager
+    def _catching_up(self, collection_id: int) -> Iterator[None]:
+        """A write the index missed while unavailable: SQLite has it, and the index catches up
+        from SQLite when it is next used, so the caller's work goes on."""
+        try:
+            with self._forgetting(collection_id):
+                yield
+        except IndexUnavailable as error:
+            log.warning(
+                "Index of collection %d behind SQLite until it is back: %s", collection_id, error
+            )
+
+    def close(self) -> None:
+        """Release the backend (its connections or an embedded store's lock)."""
+        self.backend.close()
 
     def _lock(self, collection_id: int) -> threading.RLock:
         """The lock serialising work on one collection's index."""

@@ -194,20 +194,31 @@ class Searcher:
         collection = self.store.get_collection(collection_name)
         if not collection.chunks:
             return Page([], 0, empty_message(collection))
+        semantic, keyword = self._candidates(collection, query)
+        ranked = self._rank(query, semantic, keyword)
+        page = ranked[query.offset : query.offset + query.k]
+        return Page(self._hits(query, page), len(ranked))
+
+    def _candidates(self, collection: Collection, query: SearchQuery) -> tuple[Ranking, Ranking]:
+        """The semantic and keyword candidate lists the mode asks for, under the filters."""
+        if self.indexes.ranks_text:
+            # Qdrant: both lists in one request under one filter, once the query is embedded.
+            vector = None if query.mode == "keyword" else self.embed_query(collection, query.text)
+            text = None if query.mode == "semantic" else query.text
+            both = self.indexes.candidates(collection.id, vector, text, query.filters, DEPTH)
+            return _top(both[0]), _top(both[1])
         allowed = self._allowed(collection, query.filters)
         # The keyword search runs in SQLite while the model embeds the query: both release the
         # GIL, so a hybrid search takes about as long as the slower of the two, not the sum.
         with ThreadPoolExecutor(1) as pool:
-            keyword = None
+            found = None
             if query.mode != "semantic":
-                keyword = pool.submit(self._keyword, collection, query.text, allowed)
+                found = pool.submit(self._keyword, collection, query.text, allowed)
             semantic: Ranking = []
             if query.mode != "keyword":
                 vector = self.embed_query(collection, query.text)
                 semantic = self._semantic(collection, vector, allowed)
-        ranked = self._rank(query, semantic, keyword.result() if keyword else [])
-        page = ranked[query.offset : query.offset + query.k]
-        return Page(self._hits(query, page), len(ranked))
+        return semantic, found.result() if found else []
 
     def embed_query(self, collection: Collection, text: str) -> np.ndarray:
         """The query's vector from the collection's model."""
@@ -221,8 +232,7 @@ class Searcher:
 
     def _keyword(self, collection: Collection, text: str, documents: list[int] | None) -> Ranking:
         """The DEPTH best BM25 matches, only from ``documents`` when given, ties by id."""
-        found = self.store.keyword_search(collection.id, text, DEPTH, documents)
-        return top(np.array([i for i, _ in found]), np.array([x for _, x in found]), DEPTH)
+        return _top(self.store.keyword_search(collection.id, text, DEPTH, documents))
 
     def _allowed(self, collection: Collection, filters: Filters) -> list[int] | None:
         """The documents a filter allows (None when there is no filter)."""
@@ -392,6 +402,11 @@ def top(ids: np.ndarray, scores: np.ndarray, k: int) -> Ranking:
     """The k best (id, score) pairs, best first, ties broken by the lower id."""
     order = np.lexsort((ids, -scores))[:k]
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def _top(ranking: Ranking) -> Ranking:
+    """A ranking as DEPTH (id, score) pairs, ties broken by the lower id as everywhere else."""
+    return top(np.array([i for i, _ in ranking]), np.array([x for _, x in ranking]), DEPTH)
 
 
 def empty_message(collection: Collection) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.api import assert_error
+from tests.support.api import assert_error, ingest
 
 DOCUMENTS = [
     {
@@ -17,16 +17,6 @@ DOCUMENTS = [
     {"title": "Tea", "text": "Green tea is steeped in hot water <for> three minutes & more."},
     {"title": "Bread", "text": "Sourdough bread needs a lively starter and patience."},
 ]
-
-
-def ingest(client: TestClient, documents: list[dict], collection: str = "default") -> None:
-    response = client.post(
-        "/api/documents",
-        params={"wait": "true"},
-        json={"collection": collection, "documents": documents},
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["state"] == "done"
 
 
 @pytest.fixture

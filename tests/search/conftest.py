@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
 from app.index.faiss import FaissFiles
 from app.index.indexes import Indexes
+from app.index.qdrant import QdrantIndexes
 from app.search import Searcher
 from app.search.search import QueryLimits
 from app.settings import Settings
@@ -21,9 +25,15 @@ def embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
-@pytest.fixture
-def indexes(store: Store) -> Indexes:
-    return Indexes(store, FaissFiles(None))
+@pytest.fixture(params=["faiss", "qdrant"])
+def indexes(request: pytest.FixtureRequest, store: Store) -> Iterator[Indexes]:
+    """In-memory indexes on each backend: FAISS, then Qdrant (the client's local mode)."""
+    if request.param == "faiss":
+        yield Indexes(store, FaissFiles(None))
+        return
+    backend = QdrantIndexes(QdrantClient(":memory:"), store, where=":memory:", local_mode=True)
+    yield Indexes(store, backend)
+    backend.close()
 
 
 @pytest.fixture

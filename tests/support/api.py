@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from httpx import Response
 
 API_KEY = "test-key-123"
@@ -16,3 +17,14 @@ def assert_error(response: Response, status: int, param: str | None = None) -> d
     if param is not None:
         assert error["param"] == param
     return error
+
+
+def ingest(client: TestClient, documents: list[dict], collection: str = "default") -> None:
+    """Add documents through the API and wait until the job is done."""
+    response = client.post(
+        "/api/documents",
+        params={"wait": "true"},
+        json={"collection": collection, "documents": documents},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "done"

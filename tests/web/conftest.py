@@ -1,4 +1,5 @@
-"""Browser fixtures: headless Debian Chromium (never downloaded) driving real servers."""
+"""Page fixtures: each index backend in turn, and headless Debian Chromium (never downloaded)
+driving real servers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.settings import Settings
 from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -16,6 +18,12 @@ from tests.support.browser import (
     ingest,
 )
 from tests.support.server import running_server
+
+
+@pytest.fixture
+def settings(backend_settings: Settings) -> Settings:
+    """The page tests run on each index backend: FAISS, then Qdrant (embedded, local mode)."""
+    return backend_settings
 
 
 @pytest.fixture(scope="session")
