@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictStr
 
 from app.api.auth import require_key
 from app.api.deps import IndexesDep, SettingsDep, StoreDep
+from app.ingest.extract import FILE_TYPES
 from app.ingest.synced import delete_files, list_files
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["sync"])
@@ -25,9 +26,10 @@ class PathsIn(BaseModel):
 
 @router.get("/api/limits")
 def get_limits(settings: SettingsDep) -> dict[str, Any]:
-    """The server's limits on requests and uploads, so clients can size their batches."""
+    """The server's limits on requests and uploads, so clients can size their batches, and the
+    file name endings it reads."""
     limits = {name: value for name, value in settings if name.startswith("max_")}
-    return {"object": "limits", **limits}
+    return {"object": "limits", **limits, "file_types": list(FILE_TYPES)}
 
 
 @router.get("/api/collections/{name}/files")

@@ -101,4 +101,4 @@ def test_limits_are_the_settings(make_client) -> None:
     client = make_client(max_files_per_upload=7, max_upload_bytes=1234)
     limits = client.get("/api/limits").json()
     assert (limits["max_files_per_upload"], limits["max_upload_bytes"]) == (7, 1234)
-    assert limits["max_request_bytes"] > 0
+    assert limits["max_request_bytes"] > 0 and ".md" in limits["file_types"]
