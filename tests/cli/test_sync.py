@@ -72,15 +72,17 @@ def test_watch_picks_up_new_and_deleted_files(serve, tmp_path: Path) -> None:
     (folder / "first.txt").write_text("The first note.")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     command = [*CLI, "sync", str(folder), "--watch", "--debounce", "0.2", "--url", served.url]
-    watcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = tmp_path / "watch.log"
+    with log.open("w") as out:
+        watcher = subprocess.Popen(command, env=env, stdout=out, stderr=out)
     try:
-        wait_for(lambda: "first.txt" in held(served.url))
-        time.sleep(0.5)  # the watcher starts watching after its first pass
+        wait_for(lambda: "Watching" in log.read_text(), timeout=60)  # after its first pass
+        assert "first.txt" in held(served.url)
+        time.sleep(0.5)  # the OS watch starts just after the line is printed
         (folder / "second.md").write_text("# Second\n\nA note written while watching.")
         wait_for(lambda: "second.md" in held(served.url))
         (folder / "first.txt").unlink()
         wait_for(lambda: "first.txt" not in held(served.url))
     finally:
         watcher.terminate()
-        out, err = watcher.communicate(timeout=30)
-    assert "Watching" in err.decode(), err
+        watcher.wait(30)
