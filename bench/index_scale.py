@@ -13,7 +13,7 @@ import time
 import faiss
 import numpy as np
 
-from app.settings import Settings
+from app.settings import DEFAULTS
 from app.store.index import FaissIndex, nlist_for
 from bench.runner import Row, run_alone
 
@@ -21,7 +21,7 @@ DIMENSIONS = 384
 CLUSTERS = 2000
 NOISE = 0.045  # per-dimension std: the noise's norm is ~0.9 of a centre's
 NPROBES = (8, 16, 32, 64)
-NPROBE = Settings.model_fields["index_nprobe"].default  # what a server uses
+NPROBE = DEFAULTS.index_nprobe  # what a server uses
 
 
 def clustered(n: int, seed: int, centres: np.ndarray) -> np.ndarray:

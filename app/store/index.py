@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from app.errors import BadRequest
+from app.settings import DEFAULTS
 
 
 class IndexFileError(Exception):
@@ -54,11 +55,7 @@ class VectorIndex(Protocol):
         ...
 
 
-# Measured by ``python -m bench.index_scale`` (see the issue notes): exact search stays below
-# this size; above it an IVF index answers with recall@10 >= 0.95 at a fraction of the latency.
-EXACT_MAX = 200_000
-# Inverted lists probed per query, and lists per index: nlist ~ sqrt(n) (a power of two).
-NPROBE = 32
+# Lists per IVF index: nlist ~ sqrt(n) (a power of two).
 MIN_NLIST, MAX_NLIST = 256, 4096
 TRAIN_PER_LIST = 40  # k-means samples per list (FAISS warns below 39)
 
@@ -83,8 +80,8 @@ class FaissIndex:
         dimensions: int,
         version: int | None = None,
         *,
-        exact_max: int = EXACT_MAX,
-        nprobe: int = NPROBE,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
     ) -> None:
         self.dimensions = dimensions
         # The collection version this index reflects, recorded in the sidecar on save.
@@ -155,7 +152,13 @@ class FaissIndex:
         _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar)))
 
     @classmethod
-    def load(cls, path: Path, *, exact_max: int = EXACT_MAX, nprobe: int = NPROBE) -> Self:
+    def load(
+        cls,
+        path: Path,
+        *,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
+    ) -> Self:
         """Read an index written by ``save``; IndexFileError if it is missing or unreadable."""
         path = Path(path)
         if not path.is_file():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.settings import DEFAULTS
 from app.store.database import Store
-from app.store.index import EXACT_MAX, NPROBE, FaissIndex, IndexFileError
+from app.store.index import FaissIndex, IndexFileError
 
 log = logging.getLogger("embedsearch.index")
 
@@ -51,8 +52,8 @@ class Indexes:
         store: Store,
         directory: Path | None = None,
         *,
-        exact_max: int = EXACT_MAX,
-        nprobe: int = NPROBE,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
     ) -> None:
         self.store = store
         # Past exact_max vectors an index turns approximate (IVF), searched with nprobe lists.
