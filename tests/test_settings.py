@@ -6,8 +6,8 @@ import re
 
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, bundled_minilm
+from app.index.faiss import FaissIndex
 from app.settings import DEFAULTS, PROJECT_ROOT, Settings
-from app.store.index import FaissIndex
 
 
 def documented() -> dict[str, tuple[str, str]]:
