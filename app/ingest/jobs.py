@@ -24,12 +24,13 @@ import numpy as np
 from app.embeddings.backends import compatible_backends
 from app.embeddings.encoder import Encoder
 from app.errors import AppError, Conflict, Unprocessable
+from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
 from app.ingest.synced import remove_leftovers
+from app.settings import DEFAULTS
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
@@ -132,8 +133,8 @@ class Ingestor:
         embedder: Embedder,
         encoder: Callable[[], Encoder],
         *,
-        chunk_tokens: int = 200,
-        chunk_overlap: int = 40,
+        chunk_tokens: int = DEFAULTS.chunk_tokens,
+        chunk_overlap: int = DEFAULTS.chunk_overlap,
     ) -> None:
         self.store = store
         self.indexes = indexes

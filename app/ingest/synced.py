@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from app.errors import BadRequest
+from app.index.indexes import Indexes
 from app.ingest.extract import Extracted
 from app.store.database import Store
-from app.store.indexes import Indexes
 
 MAX_PATH_CHARS = 1024
 
