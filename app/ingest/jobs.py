@@ -1,9 +1,10 @@
 """Ingestion jobs: extracted documents are deduplicated, chunked, embedded and stored.
 
-Jobs run one at a time on a background thread, in the order they came. Each document is stored
-in one SQLite transaction and then added to the vector index; the index file is saved as the job
-goes and at its end. A crash between the two leaves SQLite ahead of the index, and start-up
-brings the index back up to date from the stored vectors.
+A job is stored with what it ingests (``sources_payload``) and run by whichever replica's
+worker claims it (``app.ingest.worker``). Each document is stored in one database transaction;
+the vector index follows the database, and its file is saved as the job goes and at its end. A
+job taken over from a replica that died skips the documents that replica already stored (same
+content), so nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
 from app.store.database import Store
 from app.store.indexes import Indexes
+from app.store.jobs import LeaseLost
 from app.store.records import ChunkRecord, Collection, Job
 
 log = logging.getLogger("embedsearch.ingest")
@@ -70,6 +72,33 @@ class Source:
         }
 
 
+def sources_payload(sources: list[Source]) -> list[dict[str, Any]]:
+    """Sources as JSON, for a job any replica can run."""
+    return [
+        {"name": s.name, "error": s.error, "documents": [asdict(d) for d in s.documents]}
+        for s in sources
+    ]
+
+
+def sources_from_payload(
+    payload: list[dict[str, Any]], result: dict[str, Any] | None
+) -> list[Source]:
+    """Sources from a job's payload, with what an earlier attempt's ``result`` recorded."""
+    earlier = {i: f for i, f in enumerate((result or {}).get("files", []))}
+    sources = []
+    for i, item in enumerate(payload):
+        documents = [
+            Extracted(**(d | {"sections": [tuple(s) for s in d["sections"]]}))
+            for d in item["documents"]
+        ]
+        source = Source(item["name"], documents, error=item["error"])
+        if done := earlier.get(i):
+            source.added, source.replaced = done["added"], done["replaced"]
+            source.duplicate, source.document_ids = done["duplicate"], list(done["documents"])
+        sources.append(source)
+    return sources
+
+
 @dataclass
 class _Pending:
     source: Source
@@ -91,6 +120,7 @@ class Ingestor:
         *,
         chunk_tokens: int = 200,
         chunk_overlap: int = 40,
+        worker: str | None = None,
     ) -> None:
         self.store = store
         self.indexes = indexes
@@ -98,31 +128,29 @@ class Ingestor:
         self.tokenizer = tokenizer  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="embedsearch-ingest")
+        self.worker = worker  # the job's holder: its writes stop if another takes it over
 
-    def submit(self, collection: str, sources: list[Source]) -> tuple[Job, Future[Job]]:
-        """Queue a job; returns it and a future that resolves when it ends."""
-        job = self.store.create_job(collection, total=0)
-        return job, self._runner.submit(self.run, job.id, collection, sources)
-
-    def shutdown(self) -> None:
-        """Finish the running job and drop queued ones (they are marked failed at next start)."""
-        self._runner.shutdown(wait=True, cancel_futures=True)
-
-    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
-        """Run one job to the end; a failing document fails alone, with its reason."""
+    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job | None:
+        """Run one job to the end; a failing document fails alone, with its reason. None if
+        another worker took the job over meanwhile (this one was too slow to renew its lease)."""
         try:
             return self._run(job_id, collection, sources)
+        except LeaseLost:
+            log.warning("Ingestion job %s was taken over by another worker", job_id)
+            return None
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
             message = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-            return self.store.update_job(job_id, state="failed", error=message)
+            return self._update(job_id, state="failed", error=message)
+
+    def _update(self, job_id: str, **fields: Any) -> Job:
+        return self.store.update_job(job_id, worker=self.worker, **fields)
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
-        self.store.update_job(job_id, state="extracting")
+        self._update(job_id, state="extracting")
         pending = list(self._plan(collection, sources))
         total = sum(len(p.chunks) for p in pending)
-        self.store.update_job(job_id, state="embedding", total=total, result=_summary(sources))
+        self._update(job_id, state="embedding", total=total, result=_summary(sources))
         done = 0
         target: Collection | None = None
         saved = time.monotonic()
@@ -138,10 +166,10 @@ class Ingestor:
             if time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
-            self.store.update_job(job_id, done=done, result=_summary(sources))
+            self._update(job_id, done=done, result=_summary(sources))
         if target is not None:
             self.indexes.save(target.id)
-        return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
+        return self._update(job_id, state="done", done=done, result=_summary(sources))
 
     def _collection(self, name: str, dimensions: int) -> Collection:
         """The target collection; Conflict if its vectors came from an incompatible backend."""
@@ -162,9 +190,10 @@ class Ingestor:
         for source in sources:
             for document in source.documents:
                 digest = hashlib.sha256(document.text.encode()).hexdigest()
-                if digest in seen or (
-                    existing and self.store.find_document(existing.id, content_hash=digest)
-                ):
+                stored = existing and self.store.find_document(existing.id, content_hash=digest)
+                if stored and stored.id in source.document_ids:
+                    continue  # stored by an earlier attempt at this job, and counted then
+                if digest in seen or stored:
                     source.duplicate += 1
                     continue
                 seen.add(digest)
@@ -217,10 +246,7 @@ class Ingestor:
             for i, c in enumerate(item.chunks)
         ]
         added = self.store.add_document(target.id, fields, records, vectors, item.replace_id)
-        if added.removed_ids:
-            self.indexes.remove(target.id, np.array(added.removed_ids, dtype=np.int64))
-        self.indexes.add(target.id, np.array(added.chunk_ids, dtype=np.int64), vectors)
-        if item.replace_id:
+        if added.replaced:
             item.source.replaced += 1
         else:
             item.source.added += 1

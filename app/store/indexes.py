@@ -1,9 +1,18 @@
-"""One vector index per collection, kept in step with the chunks stored in SQLite."""
+"""One vector index per collection, kept in step with the chunks stored in the database.
+
+Each replica keeps its own index files and follows the database: before a search (and a save)
+it compares the index's collection version with the database's change counter and applies only
+the chunks added and removed since (``Store.changes``), or compares every id when the removals
+it missed were pruned. So a search sees every write committed before it began, on any replica;
+``follow_seconds`` > 0 trades that for fewer version checks (a replica is then at most that
+many seconds behind).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,8 +62,11 @@ class Indexes:
         *,
         exact_max: int = EXACT_MAX,
         nprobe: int = NPROBE,
+        follow_seconds: float = 0.0,
     ) -> None:
         self.store = store
+        self.follow_seconds = follow_seconds
+        self._followed: dict[int, float] = {}  # collection id -> when it last followed
         # Past exact_max vectors an index turns approximate (IVF), searched with nprobe lists.
         self.options = {"exact_max": exact_max, "nprobe": nprobe}
         # None keeps indexes in memory only (tests); they are rebuilt from SQLite on first use.
@@ -82,14 +94,37 @@ class Indexes:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest chunks per query as (scores, ids), best first, -1 ids past the end."""
         with self._lock(collection_id):
+            if time.monotonic() - self._followed.get(collection_id, -1e9) >= self.follow_seconds:
+                self.follow(collection_id)
             return self._get(collection_id).search(queries, k)
 
-    def save(self, collection_id: int) -> None:
-        """Persist the collection's index (call after the SQLite commit and the index update)."""
+    def follow(self, collection_id: int) -> str:
+        """Bring the index up to the database's version by the changes since its own; returns
+        "none", "followed" or "repaired" (every id compared: removals it missed were pruned)."""
         with self._lock(collection_id):
             index = self._get(collection_id)
-            index.version = self.store.get_collection_by_id(collection_id).version
-            self._persist(collection_id, index)
+            self._followed[collection_id] = time.monotonic()
+            version = self.store.collection_version(collection_id)
+            if index.version == version:
+                return "none"
+            changes = (
+                None
+                if index.version is None
+                else self.store.changes(collection_id, index.version, version)
+            )
+            if changes is None:
+                self.repair(collection_id)
+                return "repaired"
+            index.remove(changes.removed)
+            index.add(changes.ids, changes.vectors)
+            index.version = version
+            return "followed"
+
+    def save(self, collection_id: int) -> None:
+        """Follow the database, then persist the collection's index."""
+        with self._lock(collection_id):
+            self.follow(collection_id)
+            self._persist(collection_id, self._get(collection_id))
 
     def check(self, collection_id: int) -> Report:
         """Compare the index (in memory, else on disk) with SQLite without changing either."""
