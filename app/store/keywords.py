@@ -12,7 +12,7 @@ from typing import Any
 
 from app.store.connection import Connection
 
-_WORD = re.compile(r"\w+")
+WORDS = re.compile(r"\w+")  # what keyword search counts as a word
 # Keyword queries leave out words found in more than this share of a collection's chunks (once there are
 # more than COMMON_MIN such chunks): BM25 gives them little weight, yet they match nearly every
 # chunk and cost most of a query's time. Of the shares tried on SciFact's train queries
@@ -24,7 +24,7 @@ COMMON_MIN = 1000
 
 def fts_words(text: str) -> list[str]:
     """The distinct words of ``text``, lower-cased, in order."""
-    return list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
+    return list(dict.fromkeys(word.lower() for word in WORDS.findall(text)))
 
 
 class Keywords(Connection):
