@@ -138,12 +138,8 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.state.indexes = indexes
     app.state.embedder = embedder
     app.state.ingestor = ingestor
-<<<<<<< HEAD
     app.state.worker = worker
-    errors.install(app)
-=======
     errors.install(app, page_for_404=not_found_page)
->>>>>>> main
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(documents.router)

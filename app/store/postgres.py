@@ -50,7 +50,7 @@ class Postgres:
     """A PostgreSQL database shared by every replica, through a pool of connections."""
 
     name = "postgresql"
-    unavailable = (psycopg.OperationalError, PoolTimeout)
+    unavailable: tuple[type[Exception], ...] = (psycopg.OperationalError, PoolTimeout)
     # Replicas claiming jobs at once each take a different row instead of queueing on one.
     skip_locked = " FOR UPDATE SKIP LOCKED"
     types = {
@@ -87,13 +87,13 @@ class Postgres:
         self.pool.open(wait=True, timeout=10)
 
     @contextmanager
-    def transaction(self) -> Iterator[PgConn]:
+    def transaction(self) -> Iterator[Any]:
         """One write transaction: committed on success, rolled back on any error."""
         with self.pool.connection() as conn, conn.transaction():
             yield PgConn(conn)
 
     @contextmanager
-    def read(self) -> Iterator[PgConn]:
+    def read(self) -> Iterator[Any]:
         """A pooled connection in autocommit mode."""
         with self.pool.connection() as conn:
             yield PgConn(conn)
@@ -107,7 +107,7 @@ class Postgres:
         with self.pool.connection() as conn:
             conn.execute("VACUUM")
 
-    def lock(self, conn: PgConn, key: str) -> None:
+    def lock(self, conn: Any, key: str) -> None:
         """A transaction-scoped advisory lock on ``key``."""
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [key])
 
@@ -124,14 +124,15 @@ class Postgres:
         """The value as JSON, compared with the stored field as jsonb."""
         return json.dumps(value)
 
-    def insert(self, conn: PgConn, table: str, row: dict[str, Any]) -> int:
+    def insert(self, conn: Any, table: str, row: dict[str, Any]) -> int:
         """Insert one row inside the caller's transaction; returns its id."""
         columns = ", ".join(f'"{column}"' for column in row)
         marks = ", ".join("?" * len(row))
         sql = f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id"
-        return int(conn.execute(sql, list(row.values())).fetchone()[0])
+        row_id = conn.execute(sql, list(row.values())).fetchone()
+        return int(row_id[0])
 
-    def create_fts(self, conn: PgConn, collection_id: int) -> None:
+    def create_fts(self, conn: Any, collection_id: int) -> None:
         """Nothing: one GIN index over every chunk's ``tsvector`` serves every collection."""
 
     def match(self, words: Iterable[str]) -> str:
@@ -174,7 +175,7 @@ class Postgres:
         )
         return sql, [collection_id, match]
 
-    def migrate(self, conn: PgConn, version: int) -> None:
+    def migrate(self, conn: Any, version: int) -> None:
         """PostgreSQL's own migration steps: 1 adds the full-text column and its GIN index."""
         if version == 1:
             conn.execute(

@@ -46,7 +46,7 @@ class SQLite:
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Any]:
         """One write transaction: committed on success, rolled back on any error."""
         with self._lock:
             # Python only opens a transaction at the first write, so reads before it would
@@ -57,7 +57,7 @@ class SQLite:
                 yield self.db.conn
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[Any]:
         """The shared connection, under the lock."""
         with self._lock:
             yield self.db.conn
