@@ -17,13 +17,14 @@ from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.index.factory import open_indexes
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
 from app.ingest.jobs import Ingestor
 from app.ingest.worker import JobWorker
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.web import install as install_web
 from app.web import not_found_page
 
@@ -65,14 +66,7 @@ def open_store(settings: Settings) -> tuple[Store, Indexes]:
     """The store (SQLite or PostgreSQL) and this replica's vector indexes, which follow it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(database_url(settings), pool_size=settings.database_pool_size)
-    indexes = Indexes(
-        store,
-        settings.data_dir / "indexes",
-        exact_max=settings.index_exact_max,
-        nprobe=settings.index_nprobe,
-        follow_seconds=settings.index_follow_seconds,
-    )
-    return store, indexes
+    return store, open_indexes(settings, store)
 
 
 def build_embedder(settings: Settings, engine: Engine) -> Embedder:
@@ -93,7 +87,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         store,
         indexes,
         embedder,
-        tokenizer=lambda: engine.encoder().tokenizer,
+        encoder=engine.encoder,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )

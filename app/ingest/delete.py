@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.index.indexes import Indexes
 from app.store.database import Store
-from app.store.indexes import Indexes
 
 
 def delete_document(store: Store, indexes: Indexes, document_id: int) -> None:

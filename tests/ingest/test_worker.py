@@ -9,14 +9,17 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
 from app.ingest import jobs
 from app.ingest.extract import Extracted
 from app.ingest.jobs import Ingestor, Source
 from app.ingest.worker import JobWorker
 from app.store.database import Store
-from app.store.indexes import Indexes
-from tests.support.fakes import FakeEmbedder
+from tests.support.fakes import FakeEmbedder, FakeEncoder
 from tests.support.postgres import empty_postgres, temporary_database
+
+ENCODER = FakeEncoder()
 
 
 class Died(BaseException):
@@ -54,9 +57,9 @@ def url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - a Pa
     return url
 
 
-def replica(url: str, embedder: FakeEmbedder, tokenizer, name: str) -> JobWorker:  # noqa: ANN001
+def replica(url: str, embedder: FakeEmbedder, name: str) -> JobWorker:
     store = Store(url, pool_size=2)
-    ingestor = Ingestor(store, Indexes(store), embedder, lambda: tokenizer)
+    ingestor = Ingestor(store, Indexes(store, FaissFiles(None)), embedder, encoder=lambda: ENCODER)
     return JobWorker(store, ingestor, name=name, lease_seconds=1.0, poll_seconds=0.05)
 
 
@@ -68,13 +71,11 @@ def documents(n: int) -> list[Source]:
 
 
 def test_a_job_of_a_dead_replica_is_finished_by_another_without_duplicates(
-    url: str,
-    tokenizer,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs, "GROUP_CHUNKS", 4)  # many small groups: the death comes mid-job
-    dying = replica(url, DyingEmbedder(calls=3), tokenizer, "dying")
-    healthy = replica(url, FakeEmbedder(), tokenizer, "healthy")
+    dying = replica(url, DyingEmbedder(calls=3), "dying")
+    healthy = replica(url, FakeEmbedder(), "healthy")
     job = dying.submit("notes", documents(20))
     with pytest.raises(Died):
         dying.run_once()
@@ -100,10 +101,9 @@ def test_a_job_of_a_dead_replica_is_finished_by_another_without_duplicates(
 
 def test_the_worker_thread_runs_jobs_queued_by_another_replica(
     url: str,
-    tokenizer,  # noqa: ANN001
 ) -> None:
-    queuing = replica(url, FakeEmbedder(), tokenizer, "queuing")
-    running = replica(url, FakeEmbedder(), tokenizer, "running")
+    queuing = replica(url, FakeEmbedder(), "queuing")
+    running = replica(url, FakeEmbedder(), "running")
     running.start()
     try:
         job = queuing.submit("notes", documents(3))

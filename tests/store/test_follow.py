@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import AddResult
 from tests.support.documents import DIMENSIONS, chunk_records, unit_vectors
 
@@ -20,7 +21,7 @@ class Replica:
 
     def __init__(self, url: str, directory: Path, follow_seconds: float = 0.0) -> None:
         self.store = Store(url, pool_size=2)
-        self.indexes = Indexes(self.store, directory, follow_seconds=follow_seconds)
+        self.indexes = Indexes(self.store, FaissFiles(directory), follow_seconds=follow_seconds)
 
     def add(self, collection_id: int, texts: list[str], seed: int, **fields: object) -> AddResult:
         chunks, text = chunk_records(texts, 3)
@@ -60,7 +61,7 @@ def test_a_replica_sees_another_replicas_writes_at_its_next_search(
     assert b.found(collection_id) == {*second.chunk_ids, *replaced.chunk_ids}
     assert b.indexes.check(collection_id).ok
     b.indexes.save(collection_id)
-    assert Indexes(b.store, b.indexes.directory).check(collection_id).ok
+    assert Indexes(b.store, FaissFiles(b.indexes.backend.directory)).check(collection_id).ok
 
 
 def test_one_external_id_written_by_two_replicas_is_one_document(

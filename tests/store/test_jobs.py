@@ -29,7 +29,9 @@ def test_jobs_lifecycle(store: Store) -> None:
 
 
 def test_claims_take_the_oldest_free_job_once(store: Store) -> None:
-    first, second = store.create_job("a"), store.create_job("b")
+    first = store.create_job("a")
+    time.sleep(0.002)  # jobs are taken in the order of their creation times (milliseconds)
+    second = store.create_job("b")
     claimed = store.claim_job("replica-1", 30, 3)
     assert claimed is not None and (claimed.id, claimed.worker) == (first.id, "replica-1")
     assert claimed.attempts == 1 and claimed.lease_until > time.time() + 25
