@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from app.index.base import Backend, IndexLost, Report, VectorIndex
+from app.settings import DEFAULTS
 from app.store.database import Store
 
 log = logging.getLogger("embedsearch.index")
@@ -27,7 +28,13 @@ log = logging.getLogger("embedsearch.index")
 class Indexes:
     """The vector indexes of all collections, opened lazily and repaired from stored vectors."""
 
-    def __init__(self, store: Store, backend: Backend, *, follow_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        *,
+        follow_seconds: float = DEFAULTS.index_follow_seconds,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.follow_seconds = follow_seconds

@@ -16,6 +16,7 @@ import time
 import uuid
 
 from app.ingest.jobs import Ingestor, Source, sources_from_payload, sources_payload
+from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.records import Job
 
@@ -36,10 +37,10 @@ class JobWorker:
         ingestor: Ingestor,
         *,
         name: str | None = None,
-        lease_seconds: float = 30.0,
-        poll_seconds: float = 1.0,
-        max_attempts: int = 3,
-        removals_keep_seconds: float = 86_400.0,
+        lease_seconds: float = DEFAULTS.job_lease_seconds,
+        poll_seconds: float = DEFAULTS.job_poll_seconds,
+        max_attempts: int = DEFAULTS.job_max_attempts,
+        removals_keep_seconds: float = DEFAULTS.removals_keep_seconds,
     ) -> None:
         self.store = store
         self.ingestor = ingestor

@@ -42,6 +42,7 @@ class Dialect(Protocol):
     # Appended to a job-claiming SELECT: other replicas skip the row instead of waiting for it.
     skip_locked: str
     metadata_equals: str
+    file_documents: str  # (id, external id, path, file sha256) of synced files' documents
     save_clustering: str
     save_map: str
 

@@ -131,6 +131,28 @@ class Documents(Collections):
             conn.execute("DELETE FROM documents WHERE id = ?", [document_id])
         return removed
 
+    def delete_documents(self, document_ids: Iterable[int]) -> dict[int, list[int]]:
+        """Delete these documents and their chunks in one transaction; returns the removed chunk
+        ids by collection id (ids of no document are skipped)."""
+        documents = list(self.get_documents_by_id(document_ids).values())
+        removed: dict[int, list[int]] = {}
+        with self._transaction() as conn:
+            collections = sorted({d.collection_id for d in documents})  # one lock order
+            versions = {c: self._bump_version(conn, c) for c in collections}
+            for document in documents:
+                collection_id = document.collection_id
+                chunk_ids = self._delete_chunks(
+                    conn, collection_id, document.id, versions[collection_id]
+                )
+                conn.execute("DELETE FROM documents WHERE id = ?", [document.id])
+                removed.setdefault(collection_id, []).extend(chunk_ids)
+        return removed
+
+    def file_documents(self, collection_id: int) -> list[tuple[int, str, str, str]]:
+        """(id, external id, path, file sha256) of the collection's documents that came from a
+        file uploaded with its path."""
+        return [tuple(row) for row in self._tuples(self.dialect.file_documents, [collection_id])]
+
     def get_document(self, document_id: int, *, with_text: bool = True) -> Document:
         """A document, with its full text unless ``with_text`` is False; NotFound if none."""
         columns = f"{_DOCUMENT_SUMMARY}, text" if with_text else _DOCUMENT_SUMMARY

@@ -59,6 +59,11 @@ class Postgres:
         "float": "DOUBLE PRECISION",
     }
     metadata_equals = "(documents.metadata::jsonb -> ?) = ?::jsonb"
+    file_documents = (
+        "SELECT id, external_id, metadata::jsonb ->> 'path' AS path, "
+        "metadata::jsonb ->> 'file_sha256' AS sha256 FROM documents "
+        "WHERE collection_id = ? AND metadata::jsonb ->> 'file_sha256' IS NOT NULL"
+    )
     save_clustering = (
         "INSERT INTO clusterings (collection_id, version, result, created_at) "
         "VALUES (?, ?, ?, ?) ON CONFLICT (collection_id) DO UPDATE SET "
