@@ -13,13 +13,14 @@ from app.store.database import Store
 def open_indexes(settings: Settings, store: Store, backend: str | None = None) -> Indexes:
     """The collections' vector indexes on the configured backend (or on ``backend``)."""
     if (backend or settings.index_backend) == "qdrant":
-        return Indexes(store, qdrant_backend(settings, store))
+        qdrant = qdrant_backend(settings, store)
+        return Indexes(store, qdrant, follow_seconds=settings.index_follow_seconds)
     files = FaissFiles(
         settings.data_dir / "indexes",
         exact_max=settings.index_exact_max,
         nprobe=settings.index_nprobe,
     )
-    return Indexes(store, files)
+    return Indexes(store, files, follow_seconds=settings.index_follow_seconds)
 
 
 def qdrant_backend(settings: Settings, store: Store) -> Backend:
