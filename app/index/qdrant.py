@@ -40,11 +40,7 @@ def metadata_pairs(metadata: dict[str, Any]) -> list[str]:
     One keyword index over these strings serves an equality filter on any key, whatever
     characters the key holds (a payload path would read dots as nesting).
     """
-    return [
-        pair_of(key, value)
-        for key, value in metadata.items()
-        if value is None or isinstance(value, str | int | float | bool)
-    ]
+    return [pair_of(key, value) for key, value in metadata.items() if _scalar(value)]
 
 
 def pair_of(key: str, value: Scalar) -> str:
@@ -169,8 +165,16 @@ class QdrantIndexes:
         depth: int,
     ) -> tuple[Ranking, Ranking]:
         """The ``depth`` best semantic and BM25 matches under the filter, in one request."""
-        where = qdrant_filter(filters.document_ids, filters.source_types, filters.metadata)
-        return index.candidates(vector, text, where, depth)
+        if all(_scalar(value) for value in filters.metadata.values()):
+            where = qdrant_filter(filters.document_ids, filters.source_types, filters.metadata)
+            return index.candidates(vector, text, where, depth)
+        # A condition this translation does not know: the database picks the documents.
+        allowed = self.store.filter_documents(
+            index.collection_id, filters.document_ids, filters.source_types, filters.metadata
+        )
+        if not allowed:
+            return [], []
+        return index.candidates(vector, text, qdrant_filter(tuple(allowed), (), {}), depth)
 
     def close(self) -> None:
         """Close the client (and release an embedded store's lock)."""
@@ -229,6 +233,7 @@ class QdrantIndex:
         self, backend: QdrantIndexes, collection_id: int, dimensions: int, version: int | None
     ) -> None:
         self.backend = backend
+        self.collection_id = collection_id
         self.name = backend.collection_name(collection_id)
         self.dimensions = dimensions
         self.version = version
@@ -337,6 +342,11 @@ class QdrantIndex:
     def __len__(self) -> int:
         """How many points the collection holds."""
         return self.backend.call(self.backend.client.count, self.name, exact=True).count
+
+
+def _scalar(value: object) -> bool:
+    """Whether a metadata filter value is a plain equality (what ``metadata_pairs`` indexes)."""
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _score(score: float) -> float:

@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient, models
 
 from app.cli.admin import migrate_index, verify
-from app.errors import IndexSchemaError
+from app.errors import BadRequest, IndexSchemaError
 from app.index.faiss import FaissIndex
 from app.main import create_app
+from app.search.search import Filters
 from app.settings import Settings
 from tests.support.api import assert_error, ingest
 from tests.support.fakes import FakeEncoder
@@ -170,3 +171,16 @@ def test_migrate_index_there_and_back_without_embedding(
     assert encoder.texts == embedded + 1  # the query alone: no document was embedded again
     assert migrate_index(qdrant, Namespace(to="faiss")) == 0
     assert len(FaissIndex.load(settings.data_dir / "indexes" / "1.faiss")) == len(TEXTS)
+
+
+def test_a_filter_the_translation_does_not_know_is_left_to_the_database(
+    make_client, tmp_path: Path
+) -> None:
+    client = make_client(index_backend="qdrant", qdrant_path=tmp_path / "qdrant")
+    ingest(client, documents(TEXTS))
+    indexes = client.app.state.indexes
+    vector = np.ones(client.app.state.store.get_collection("default").dimensions, np.float32)
+    known = indexes.candidates(1, vector, "tea", Filters(metadata={"n": 2}), 10)
+    assert [ids for ids, _ in known[1]] == [3]
+    with pytest.raises(BadRequest, match="Metadata filter 'n'"):  # as on FAISS
+        indexes.candidates(1, vector, "tea", Filters(metadata={"n": {"$in": [2]}}), 10)
