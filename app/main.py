@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         tokenizer=lambda: engine.encoder().tokenizer,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
+        max_inputs=settings.max_inputs_per_request,
     )
 
     @asynccontextmanager

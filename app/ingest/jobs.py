@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.embeddings.backends import compatible_backends
-from app.errors import AppError, Conflict
+from app.errors import AppError, Conflict, RateLimited, ServiceUnavailable
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
@@ -29,8 +30,9 @@ from app.store.records import ChunkRecord, Collection, Job
 
 log = logging.getLogger("embedsearch.ingest")
 
-GROUP_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
+BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
 
 
 @dataclass
@@ -79,6 +81,9 @@ class _Pending:
     replace_id: int | None
 
 
+Batch = list[tuple[_Pending, int, int]]  # (document, first chunk, end) in one embedding call
+
+
 class Ingestor:
     """Runs ingestion jobs against a store, its indexes and an embedder."""
 
@@ -91,6 +96,7 @@ class Ingestor:
         *,
         chunk_tokens: int = 200,
         chunk_overlap: int = 40,
+        max_inputs: int = BATCH_CHUNKS,
     ) -> None:
         self.store = store
         self.indexes = indexes
@@ -98,6 +104,8 @@ class Ingestor:
         self.tokenizer = tokenizer  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
+        self.batch_chunks = min(BATCH_CHUNKS, max_inputs)  # within the embeddings API's cap
+        self._stopping = threading.Event()
         self._runner = ThreadPoolExecutor(1, thread_name_prefix="embedsearch-ingest")
 
     def submit(self, collection: str, sources: list[Source]) -> tuple[Job, Future[Job]]:
@@ -107,6 +115,7 @@ class Ingestor:
 
     def shutdown(self) -> None:
         """Finish the running job and drop queued ones (they are marked failed at next start)."""
+        self._stopping.set()
         self._runner.shutdown(wait=True, cancel_futures=True)
 
     def run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
@@ -125,20 +134,26 @@ class Ingestor:
         self.store.update_job(job_id, state="embedding", total=total, result=_summary(sources))
         done = 0
         target: Collection | None = None
-        saved = time.monotonic()
-        for group, vectors in self._embedded(_groups(pending)):
+        saved = reported = time.monotonic()
+        vectors: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
+        for batch, embedded in self._embedded(_batches(pending, self.batch_chunks)):
             if target is None:
-                target = self._collection(collection, vectors.shape[1])
+                target = self._collection(collection, embedded.shape[1])
             offset = 0
-            for item in group:
-                rows = vectors[offset : offset + len(item.chunks)]
-                offset += len(item.chunks)
-                self._store(target, item, rows)
+            for item, first, end in batch:
+                vectors.setdefault(id(item), []).append(embedded[offset : offset + end - first])
+                offset += end - first
+                if end == len(item.chunks):
+                    self._store(target, item, np.concatenate(vectors.pop(id(item))))
+                    if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
+                        self.store.update_job(job_id, done=done + offset, result=_summary(sources))
+                        reported = time.monotonic()
             done += offset
             if time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
             self.store.update_job(job_id, done=done, result=_summary(sources))
+            reported = time.monotonic()
         if target is not None:
             self.indexes.save(target.id)
         return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
@@ -185,20 +200,32 @@ class Ingestor:
             return self.store.find_document(collection_id, source_name=source.name)
         return None
 
-    def _embedded(
-        self, groups: Iterable[list[_Pending]]
-    ) -> Iterator[tuple[list[_Pending], np.ndarray]]:
-        """Embed group after group, the next one while the caller stores the last."""
+    def _embedded(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, np.ndarray]]:
+        """Embed batch after batch, the next one while the caller stores the last."""
         with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
-            previous: tuple[list[_Pending], Future[np.ndarray]] | None = None
-            for group in groups:
-                texts = [chunk.embed_text for item in group for chunk in item.chunks]
-                current = (group, pool.submit(self.embedder.embed, texts))
+            previous: tuple[Batch, Future[np.ndarray]] | None = None
+            for batch in batches:
+                texts = [c.embed_text for item, lo, hi in batch for c in item.chunks[lo:hi]]
+                current = (batch, pool.submit(self._embed, texts))
                 if previous:
                     yield previous[0], previous[1].result()
                 previous = current
             if previous:
                 yield previous[0], previous[1].result()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors for ``texts``; while the model's queue is full, wait for room (back-pressure).
+
+        What ingestion accepted must not fail because interactive requests filled the queue.
+        """
+        pause = 0.05
+        while True:
+            try:
+                return self.embedder.embed(texts)
+            except RateLimited:
+                if self._stopping.wait(pause):
+                    raise ServiceUnavailable("The server is shutting down.") from None
+                pause = min(pause * 2, 1.0)
 
     def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
         document = item.document
@@ -231,19 +258,25 @@ def _existing_collection(store: Store, name: str) -> Collection | None:
     return next((c for c in store.list_collections() if c.name == name), None)
 
 
-def _groups(pending: list[_Pending]) -> Iterator[list[_Pending]]:
-    group: list[_Pending] = []
-    size = 0
+def _batches(pending: list[_Pending], size: int) -> Iterator[Batch]:
+    """Batches of at most ``size`` chunks, in order; a document's chunks may span many batches.
+
+    So no embedding call grows with a document's size.
+    """
+    batch: Batch = []
+    room = size
     for item in pending:
-        if not item.chunks:
-            continue
-        group.append(item)
-        size += len(item.chunks)
-        if size >= GROUP_CHUNKS:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
+        first = 0
+        while first < len(item.chunks):
+            end = min(len(item.chunks), first + room)
+            batch.append((item, first, end))
+            room -= end - first
+            first = end
+            if not room:
+                yield batch
+                batch, room = [], size
+    if batch:
+        yield batch
 
 
 def _summary(sources: list[Source]) -> dict[str, Any]:
