@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, m
 from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
-from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
+from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, SettingsDep, StoreDep
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
-from app.ingest.extract import extract, json_record
+from app.ingest.extract import RecordLimits, extract, json_record
 from app.ingest.jobs import Ingestor, Source
+from app.jsonvalues import bounded
+from app.settings import Settings
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
@@ -94,9 +96,10 @@ def document_json(document: Document) -> dict[str, Any]:
 
 
 async def _sources_from_form(
-    request: Request, max_files: int
+    request: Request, settings: Settings
 ) -> tuple[str, list[tuple[Source, AppError | None]]]:
-    async with request.form(max_files=max_files, max_fields=100) as form:
+    limits = RecordLimits.of(settings)
+    async with request.form(max_files=settings.max_files_per_upload, max_fields=100) as form:
         uploads = [
             f for f in [*form.getlist("files"), *form.getlist("file")] if isinstance(f, UploadFile)
         ]
@@ -108,22 +111,29 @@ async def _sources_from_form(
         sources = []
         for upload in uploads:
             data = await upload.read()
-            sources.append(await asyncio.to_thread(_extract, upload.filename or "upload", data))
+            name = upload.filename or "upload"
+            sources.append(await asyncio.to_thread(_extract, name, data, limits))
     return collection, sources
 
 
-def _extract(name: str, data: bytes) -> tuple[Source, AppError | None]:
+def _extract(name: str, data: bytes, limits: RecordLimits) -> tuple[Source, AppError | None]:
     """Extract one file; a failure stays with its file, so the rest of a batch can go in."""
     try:
-        return Source(name, extract(name, data)), None
+        documents = extract(name, data)
+        for number, document in enumerate(documents, 1):
+            limits.check(document, name if len(documents) == 1 else f"{name} record {number}")
+        return Source(name, documents), None
     except AppError as error:
         return Source(name, error=error.message), error
 
 
-def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]]:
-    documents = [
-        json_record(d.model_dump(), f"documents[{i}]") for i, d in enumerate(body.documents)
-    ]
+def _sources_from_json(
+    body: DocumentsIn, limits: RecordLimits
+) -> list[tuple[Source, AppError | None]]:
+    documents = []
+    for i, record in enumerate(body.documents):
+        documents.append(document := json_record(record.model_dump(), f"documents[{i}]"))
+        limits.check(document, f"documents[{i}]")
     return [(Source("request.json", documents), None)]
 
 
@@ -147,12 +157,11 @@ async def create_documents(
     """Upload documents: multipart files (field `files`) or JSON records; runs as a job."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        collection, extracted = await _sources_from_form(
-            request, request.app.state.settings.max_files_per_upload
-        )
+        collection, extracted = await _sources_from_form(request, request.app.state.settings)
     elif "json" in content_type:
         body = await _read_json(request)
-        collection, extracted = body.collection, _sources_from_json(body)
+        limits = RecordLimits.of(request.app.state.settings)
+        collection, extracted = body.collection, _sources_from_json(body, limits)
     else:
         raise UnsupportedMediaType(
             "Upload files as multipart/form-data (field 'files') or send JSON records with "
@@ -181,6 +190,7 @@ def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
 @router.get("/api/documents")
 def list_documents(
     store: StoreDep,
+    settings: SettingsDep,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT)] = 0,
@@ -188,9 +198,11 @@ def list_documents(
     """Documents, newest first, optionally of one collection."""
     collection_id = store.get_collection(collection).id if collection else None
     documents, total = store.list_documents(collection_id, limit=limit, offset=offset)
+    # Cut short past the response size limit: the client pages on from offset + len(data).
+    data = bounded([document_json(d) for d in documents], settings.max_response_bytes)
     return {
         "object": "list",
-        "data": [document_json(d) for d in documents],
+        "data": data,
         "total": total,
         "limit": limit,
         "offset": offset,
