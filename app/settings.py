@@ -118,6 +118,21 @@ class Settings(BaseSettings):
         "is cut (page on with `offset`).",
     )
 
+    extract_cpu_seconds: int = Field(
+        60, description="CPU seconds the child process reading one PDF or DOCX file may use."
+    )
+    extract_memory_mb: int = Field(
+        512, description="Memory (address space, MB) of the child process reading one PDF or DOCX."
+    )
+    extract_timeout: float = Field(
+        120, description="Seconds of wall time reading one PDF or DOCX file may take."
+    )
+    shutdown_timeout: float = Field(
+        10,
+        description="Seconds `serve` waits for requests in flight when stopping before cancelling "
+        "them (a file being read is killed).",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -17,6 +17,7 @@ from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import RecordLimits, extract, json_record
 from app.ingest.jobs import Ingestor, Source
+from app.ingest.sandbox import SandboxLimits, extract_sandboxed, sandboxed
 from app.jsonvalues import bounded
 from app.settings import Settings
 from app.store.records import Document, Job
@@ -99,6 +100,7 @@ async def _sources_from_form(
     request: Request, settings: Settings
 ) -> tuple[str, list[tuple[Source, AppError | None]]]:
     limits = RecordLimits.of(settings)
+    sandbox = SandboxLimits.of(settings)
     async with request.form(max_files=settings.max_files_per_upload, max_fields=100) as form:
         uploads = [
             f for f in [*form.getlist("files"), *form.getlist("file")] if isinstance(f, UploadFile)
@@ -110,21 +112,21 @@ async def _sources_from_form(
             raise BadRequest("'collection' must be a text field.", param="collection")
         sources = []
         for upload in uploads:
-            data = await upload.read()
-            name = upload.filename or "upload"
-            sources.append(await asyncio.to_thread(_extract, name, data, limits))
+            name, data = upload.filename or "upload", await upload.read()
+            try:
+                if sandboxed(name):
+                    documents = await extract_sandboxed(
+                        name, data, sandbox, request.is_disconnected
+                    )
+                else:
+                    documents = await asyncio.to_thread(extract, name, data)
+                for number, document in enumerate(documents, 1):
+                    where = name if len(documents) == 1 else f"{name} record {number}"
+                    limits.check(document, where)
+                sources.append((Source(name, documents), None))
+            except AppError as error:  # it fails alone, so the rest of a batch can go in
+                sources.append((Source(name, error=error.message), error))
     return collection, sources
-
-
-def _extract(name: str, data: bytes, limits: RecordLimits) -> tuple[Source, AppError | None]:
-    """Extract one file; a failure stays with its file, so the rest of a batch can go in."""
-    try:
-        documents = extract(name, data)
-        for number, document in enumerate(documents, 1):
-            limits.check(document, name if len(documents) == 1 else f"{name} record {number}")
-        return Source(name, documents), None
-    except AppError as error:
-        return Source(name, error=error.message), error
 
 
 def _sources_from_json(
