@@ -4,6 +4,9 @@ Jobs run one at a time on a background thread, in the order they came. Each docu
 in one SQLite transaction and then added to the vector index; the index file is saved as the job
 goes and at its end. A crash between the two leaves SQLite ahead of the index, and start-up
 brings the index back up to date from the stored vectors.
+
+A document that cannot be chunked, embedded or stored fails alone: its file reports the reason
+and the job carries on with the others.
 """
 
 from __future__ import annotations
@@ -15,24 +18,50 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from app.embeddings.backends import compatible_backends
-from app.errors import AppError, Conflict, RateLimited, ServiceUnavailable
+from app.embeddings.encoder import Encoder
+from app.errors import AppError, Conflict, RateLimited, ServiceUnavailable, Unprocessable
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
 from app.store.database import Store
 from app.store.indexes import Indexes
-from app.store.records import ChunkRecord, Collection, Job
+from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
 
 BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
 REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
+SHOWN_FAILURES = 5  # reasons a file's error names; the count says how many more there were
+NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
+
+
+class FileSummary(TypedDict):
+    """What became of one file, as a job's result shows it."""
+
+    name: str
+    status: str
+    added: int
+    replaced: int
+    duplicate: int
+    failed: int
+    documents: list[int]
+    error: str | None
+
+
+class JobSummary(TypedDict):
+    """A job's result: totals over its files, then each file."""
+
+    added: int
+    replaced: int
+    duplicate: int
+    failed: int
+    files: list[FileSummary]
 
 
 @dataclass
@@ -42,16 +71,17 @@ class Source:
 
     name: str
     documents: list[Extracted] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # why the file could not be read at all
     added: int = 0
     replaced: int = 0
     duplicate: int = 0
     document_ids: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # why each failed document failed
 
     @property
     def status(self) -> str:
-        """failed, replaced, added or duplicate: what happened to the file as a whole."""
-        if self.error:
+        """failed, replaced, added, duplicate or queued: what happened to the file as a whole."""
+        if self.error or (self.failures and not self.added + self.replaced + self.duplicate):
             return "failed"
         if self.replaced:
             return "replaced"
@@ -59,16 +89,25 @@ class Source:
             return "added"
         return "duplicate" if self.duplicate else "queued"
 
-    def summary(self) -> dict[str, Any]:
+    def fail(self, document: Extracted, reason: str) -> None:
+        """Record that one of the file's documents failed, and why."""
+        named = len(self.documents) > 1  # a record of a JSON file is named by its title
+        self.failures.append(f"{document.title!r}: {reason}" if named else reason)
+
+    def summary(self) -> FileSummary:
         """The file's outcome as JSON."""
+        reasons = ([self.error] if self.error else []) + self.failures[:SHOWN_FAILURES]
+        if len(self.failures) > SHOWN_FAILURES:
+            reasons.append(f"and {len(self.failures) - SHOWN_FAILURES} more documents failed")
         return {
             "name": self.name,
             "status": self.status,
             "added": self.added,
             "replaced": self.replaced,
             "duplicate": self.duplicate,
+            "failed": len(self.failures),
             "documents": self.document_ids,
-            "error": self.error,
+            "error": "; ".join(reasons) or None,
         }
 
 
@@ -92,7 +131,7 @@ class Ingestor:
         store: Store,
         indexes: Indexes,
         embedder: Embedder,
-        tokenizer: Callable[[], Any],
+        encoder: Callable[[], Encoder],
         *,
         chunk_tokens: int = 200,
         chunk_overlap: int = 40,
@@ -101,7 +140,7 @@ class Ingestor:
         self.store = store
         self.indexes = indexes
         self.embedder = embedder
-        self.tokenizer = tokenizer  # called when a job runs: the model may still be loading
+        self.encoder = encoder  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.batch_chunks = min(BATCH_CHUNKS, max_inputs)  # within the embeddings API's cap
@@ -124,8 +163,7 @@ class Ingestor:
             return self._run(job_id, collection, sources)
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
-            message = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-            return self.store.update_job(job_id, state="failed", error=message)
+            return self.store.update_job(job_id, state="failed", error=_reason(exc))
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
         self.store.update_job(job_id, state="extracting")
@@ -135,21 +173,28 @@ class Ingestor:
         done = 0
         target: Collection | None = None
         saved = reported = time.monotonic()
-        vectors: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
-        for batch, embedded in self._embedded(_batches(pending, self.batch_chunks)):
-            if target is None:
-                target = self._collection(collection, embedded.shape[1])
-            offset = 0
-            for item, first, end in batch:
-                vectors.setdefault(id(item), []).append(embedded[offset : offset + end - first])
-                offset += end - first
-                if end == len(item.chunks):
-                    self._store(target, item, np.concatenate(vectors.pop(id(item))))
-                    if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
-                        self.store.update_job(job_id, done=done + offset, result=_summary(sources))
-                        reported = time.monotonic()
-            done += offset
-            if time.monotonic() - saved > SAVE_EVERY:
+        parts: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
+        failed: set[int] = set()  # documents one of whose batches failed
+        for batch, results in self._embedded(_batches(pending, self.batch_chunks)):
+            for (item, first, end), vectors in zip(batch, results, strict=True):
+                done += end - first
+                if id(item) in failed:
+                    continue
+                if isinstance(vectors, Exception):
+                    item.source.fail(item.document, _reason(vectors))
+                    failed.add(id(item))
+                    parts.pop(id(item), None)
+                    continue
+                parts.setdefault(id(item), []).append(vectors)
+                if end < len(item.chunks):
+                    continue
+                if target is None:
+                    target = self._collection(collection, vectors.shape[1])
+                self._store(target, item, np.concatenate(parts.pop(id(item))))
+                if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
+                    self.store.update_job(job_id, done=done, result=_summary(sources))
+                    reported = time.monotonic()
+            if target is not None and time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
             self.store.update_job(job_id, done=done, result=_summary(sources))
@@ -172,7 +217,13 @@ class Ingestor:
     def _plan(self, collection: str, sources: list[Source]) -> Iterator[_Pending]:
         """Chunk every new document; count duplicates; find the documents being replaced."""
         existing = _existing_collection(self.store, collection)
-        tokenizer = self.tokenizer()
+        encoder = self.encoder()
+        if self.chunk_tokens > encoder.max_tokens:
+            raise Unprocessable(
+                f"Chunks of {self.chunk_tokens} tokens do not fit the model's window of "
+                f"{encoder.max_tokens}: set EMBEDSEARCH_CHUNK_TOKENS to {encoder.max_tokens} "
+                "or less."
+            )
         seen: set[str] = set()
         for source in sources:
             for document in source.documents:
@@ -185,35 +236,51 @@ class Ingestor:
                 seen.add(digest)
                 chunks = chunk_text(
                     document.text,
-                    tokenizer,
+                    encoder.tokenizer,
                     max_tokens=self.chunk_tokens,
                     overlap=self.chunk_overlap,
                     sections=document.sections,
                 )
+                if not chunks:
+                    source.fail(document, NO_TEXT)
+                    continue
                 replace = existing and self._replaced(existing.id, source, document)
                 yield _Pending(source, document, chunks, digest, replace.id if replace else None)
 
-    def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Any:
+    def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Document | None:
+        """The stored document this one replaces: same external id, or same file name."""
         if document.external_id:
             return self.store.find_document(collection_id, external_id=document.external_id)
         if document.source_type != "json":  # a file's name identifies it; a record's does not
             return self.store.find_document(collection_id, source_name=source.name)
         return None
 
-    def _embedded(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, np.ndarray]]:
+    def _embedded(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, list[Embedding]]]:
         """Embed batch after batch, the next one while the caller stores the last."""
         with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
-            previous: tuple[Batch, Future[np.ndarray]] | None = None
+            previous: tuple[Batch, Future[list[Embedding]]] | None = None
             for batch in batches:
-                texts = [c.embed_text for item, lo, hi in batch for c in item.chunks[lo:hi]]
-                current = (batch, pool.submit(self._embed, texts))
+                current = (batch, pool.submit(self._embed, batch))
                 if previous:
                     yield previous[0], previous[1].result()
                 previous = current
             if previous:
                 yield previous[0], previous[1].result()
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, batch: Batch) -> list[Embedding]:
+        """Vectors for each (document, chunks) part; where one call for the batch fails, one
+        call per part, so that a document the embedder refuses fails alone."""
+        try:
+            vectors = self._embed_waiting(_texts(batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+            log.warning("Embedding %d documents failed (%s); retrying one by one", len(batch), exc)
+            return [result for part in batch for result in self._embed([part])]
+        ends = np.cumsum([end - first for _, first, end in batch])[:-1]
+        return list(np.split(vectors, ends))
+
+    def _embed_waiting(self, texts: list[str]) -> np.ndarray:
         """Vectors for ``texts``; while the model's queue is full, wait for room (back-pressure).
 
         What ingestion accepted must not fail because interactive requests filled the queue.
@@ -228,6 +295,14 @@ class Ingestor:
                 pause = min(pause * 2, 1.0)
 
     def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
+        """Store one document and index its vectors; a failure fails only this document."""
+        try:
+            self._add(target, item, vectors)
+        except Exception as exc:
+            log.exception("Storing %r of %s failed", item.document.title, item.source.name)
+            item.source.fail(item.document, _reason(exc))
+
+    def _add(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
         document = item.document
         fields = {
             "title": document.title,
@@ -252,6 +327,18 @@ class Ingestor:
         else:
             item.source.added += 1
         item.source.document_ids.append(added.document_id)
+
+
+Embedding = np.ndarray | Exception  # a document's vectors, or why embedding it failed
+
+
+def _reason(exc: Exception) -> str:
+    """What a user is told when ``exc`` stops a document or a job."""
+    return exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+
+
+def _texts(batch: Batch) -> list[str]:
+    return [chunk.embed_text for item, first, end in batch for chunk in item.chunks[first:end]]
 
 
 def _existing_collection(store: Store, name: str) -> Collection | None:
@@ -279,7 +366,13 @@ def _batches(pending: list[_Pending], size: int) -> Iterator[Batch]:
         yield batch
 
 
-def _summary(sources: list[Source]) -> dict[str, Any]:
+def _summary(sources: list[Source]) -> JobSummary:
+    """Totals over the files: documents added, replaced and duplicate; files with an error."""
     files = [source.summary() for source in sources]
-    totals = {key: sum(f[key] for f in files) for key in ("added", "replaced", "duplicate")}
-    return {**totals, "failed": sum(1 for f in files if f["error"]), "files": files}
+    return {
+        "added": sum(f["added"] for f in files),
+        "replaced": sum(f["replaced"] for f in files),
+        "duplicate": sum(f["duplicate"] for f in files),
+        "failed": sum(1 for f in files if f["error"]),
+        "files": files,
+    }
