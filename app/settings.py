@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     extract_timeout: float = Field(
         120, description="Seconds of wall time reading one PDF or DOCX file may take."
     )
-    shutdown_timeout: float = Field(
+    shutdown_timeout: int = Field(
         10,
         description="Seconds `serve` waits for requests in flight when stopping before cancelling "
         "them (a file being read is killed).",

@@ -110,7 +110,7 @@ async def _sources_from_form(
         collection = form.get("collection") or "default"
         if not isinstance(collection, str):
             raise BadRequest("'collection' must be a text field.", param="collection")
-        sources = []
+        sources: list[tuple[Source, AppError | None]] = []
         for upload in uploads:
             name, data = upload.filename or "upload", await upload.read()
             try:
