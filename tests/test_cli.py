@@ -1,57 +1,18 @@
-"""The command line: ingest against a real server; verify, repair, reindex and compact offline."""
+"""The offline commands: verify, repair, reindex, compact, export and import (the commands that
+talk to a server are tested in tests/cli/)."""
 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.cli import main
-from app.settings import get_settings
+from app.cli.admin import startup_message
+from app.settings import Settings, get_settings
 from app.store.database import Store
-from tests.support.api import API_KEY
-
-
-@pytest.mark.model
-def test_ingest_folder_prints_summary(live_server, tmp_path: Path) -> None:
-    url, _ = live_server
-    folder = tmp_path / "docs"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "a.md").write_text("# Alpha\n\nThe first note is about alpine lakes.\n")
-    (folder / "sub" / "b.txt").write_text("The second note is about deserts.\n")
-    (folder / "sub" / "c.pdf").write_bytes(b"not a pdf at all")
-    command = [
-        sys.executable,
-        "-m",
-        "app",
-        "ingest",
-        str(folder),
-        "--url",
-        url,
-        "--key",
-        API_KEY,
-        "--collection",
-        "cli",
-    ]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert "added 2, unchanged duplicates 0, replaced 0, failed 1" in first.stdout, first.stderr
-    assert "c.pdf" in first.stdout and first.returncode == 1
-    (folder / "sub" / "c.pdf").unlink()
-    (folder / "sub" / "b.txt").write_text("The second note is now about oceans.\n")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert "added 0, unchanged duplicates 1, replaced 1, failed 0" in second.stdout, second.stderr
-    assert second.returncode == 0
-
-
-def test_ingest_without_server_says_how_to_start_one(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text("x")
-    command = [sys.executable, "-m", "app", "ingest", str(tmp_path), "--url", "http://127.0.0.1:9"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "embedsearch serve" in result.stderr
 
 
 @pytest.fixture
@@ -122,3 +83,13 @@ def test_import_refuses_a_damaged_archive(tmp_path: Path, monkeypatch, capsys) -
     assert run_cli("import", str(bad)) == 1
     assert "not an embedsearch export" in capsys.readouterr().err
     get_settings.cache_clear()
+
+
+def test_startup_message_names_address_embeddings_and_data(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, backend="onnx", _env_file=None)
+    local = startup_message(settings, "127.0.0.1", 8123)
+    assert local.startswith("embedsearch at http://127.0.0.1:8123 ")
+    assert f"model all-MiniLM-L6-v2 on onnx (loading); data in {tmp_path}" in local
+    remote = settings.model_copy(update={"embeddings_url": "http://other:8000/v1"})
+    assert "at http://[::]:80 " in startup_message(remote, "::", 80)
+    assert "embeddings from http://other:8000/v1;" in startup_message(remote, "::", 80)

@@ -18,6 +18,7 @@ from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import RecordLimits, extract, json_record
 from app.ingest.jobs import Ingestor, Source
 from app.ingest.sandbox import SandboxLimits, extract_sandboxed, sandboxed
+from app.ingest.synced import check_path, tag_documents
 from app.jsonvalues import bounded
 from app.settings import Settings
 from app.store.records import Document, Job
@@ -101,7 +102,9 @@ async def _sources_from_form(
 ) -> tuple[str, list[tuple[Source, AppError | None]]]:
     limits = RecordLimits.of(settings)
     sandbox = SandboxLimits.of(settings)
-    async with request.form(max_files=settings.max_files_per_upload, max_fields=100) as form:
+    max_files = settings.max_files_per_upload
+    # Each file may come with its path (field 'paths', in the files' order): a field per file.
+    async with request.form(max_files=max_files, max_fields=max_files + 100) as form:
         uploads = [
             f for f in [*form.getlist("files"), *form.getlist("file")] if isinstance(f, UploadFile)
         ]
@@ -110,8 +113,9 @@ async def _sources_from_form(
         collection = form.get("collection") or "default"
         if not isinstance(collection, str):
             raise BadRequest("'collection' must be a text field.", param="collection")
+        paths = _paths(form.getlist("paths"), len(uploads))
         sources: list[tuple[Source, AppError | None]] = []
-        for upload in uploads:
+        for upload, path in zip(uploads, paths, strict=True):
             name, data = upload.filename or "upload", await upload.read()
             try:
                 if sandboxed(name):
@@ -123,10 +127,26 @@ async def _sources_from_form(
                 for number, document in enumerate(documents, 1):
                     where = name if len(documents) == 1 else f"{name} record {number}"
                     limits.check(document, where)
-                sources.append((Source(name, documents), None))
             except AppError as error:  # it fails alone, so the rest of a batch can go in
-                sources.append((Source(name, error=error.message), error))
+                sources.append((Source(name, error=error.message, path=path), error))
+                continue
+            if path is not None:
+                tag_documents(documents, path, data)
+            sources.append((Source(name, documents, path=path), None))
     return collection, sources
+
+
+def _paths(values: list[Any], files: int) -> list[str | None]:
+    """The files' paths in a synced folder, one per file, or none at all."""
+    if not values:
+        return [None] * files
+    if len(values) != files or not all(isinstance(v, str) for v in values):
+        raise BadRequest(
+            f"Give one text field 'paths' per file, in the files' order ({files} files, "
+            f"{len(values)} paths), or none.",
+            param="paths",
+        )
+    return [check_path(v) for v in values]
 
 
 def _sources_from_json(

@@ -15,6 +15,20 @@ from app.settings import PROJECT_ROOT, Settings
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def startup_message(settings: Settings, host: str, port: int) -> str:
+    """What a user needs to know as the server starts: where it is and what it runs."""
+    embeddings = (
+        f"embeddings from {settings.embeddings_url}"
+        if settings.embeddings_url
+        else f"model {settings.model} on {settings.backend} (loading)"
+    )
+    address = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL
+    return (
+        f"embedsearch at http://{address}:{port} (UI at /, API docs at /docs); "
+        f"{embeddings}; data in {settings.data_dir.resolve()}"
+    )
+
+
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the HTTP server."""
     import uvicorn
@@ -23,8 +37,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    log = logging.getLogger("embedsearch")
+    log.info(startup_message(settings, host, port))
     if host in LOCAL_HOSTS:
-        logging.getLogger("embedsearch").info(
+        log.info(
             "Listening on %s only. To expose it, set EMBEDSEARCH_API_KEYS first, then "
             "EMBEDSEARCH_HOST=0.0.0.0 (ideally behind a TLS reverse proxy).",
             host,
