@@ -88,9 +88,15 @@ def reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def compact(settings: Settings, args: argparse.Namespace) -> int:
-    """Reclaim the space of deleted documents (SQLite VACUUM)."""
+    """Reclaim the space of deleted documents (VACUUM)."""
     from app.store.database import Store
 
+    if settings.database_url:
+        store = Store(settings.database_url, pool_size=1)
+        store.compact()
+        store.close()
+        print("vacuumed the PostgreSQL database")
+        return 0
     path = settings.data_dir / "embedsearch.db"
     before = path.stat().st_size
     store = Store(path)
@@ -103,6 +109,10 @@ def compact(settings: Settings, args: argparse.Namespace) -> int:
 def export(settings: Settings, args: argparse.Namespace) -> int:
     """Write the database and a manifest to one archive."""
     from app.store.backup import export_archive
+
+    if settings.database_url:
+        print("embedsearch: export copies the SQLite file; back PostgreSQL up with pg_dump.")
+        return 1
 
     manifest = export_archive(settings.data_dir / "embedsearch.db", Path(args.archive))
     counts = ", ".join(f"{c['name']}: {c['documents']} documents" for c in manifest["collections"])
