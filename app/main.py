@@ -25,6 +25,7 @@ from app.ingest.worker import JobWorker
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
+from app.store.owner import Owner
 from app.web import install as install_web
 from app.web import not_found_page
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     settings = settings or get_settings()
     metrics = Metrics()
     engine = build_engine(settings, metrics, load)
+    owner = Owner(settings.data_dir, "embedsearch serve")  # before anything writes there
     store, indexes = open_store(settings)
     embedder = build_embedder(settings, engine)
     ingestor = Ingestor(
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         worker.stop()
         engine.stop()
         store.close()
+        owner.release()
 
     app = FastAPI(
         title="embedsearch",
