@@ -12,7 +12,7 @@ import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search, sync
-from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
+from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SameOrigin, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.include_router(sync.router)
     install_web(app)
     app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
+    app.add_middleware(SameOrigin)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,
