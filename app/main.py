@@ -11,7 +11,7 @@ import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search
-from app.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.include_router(search.router)
     app.include_router(clusters.router)
     install_web(app)
+    app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,

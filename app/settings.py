@@ -103,6 +103,15 @@ class Settings(BaseSettings):
         description="Lists an approximate (IVF) index searches per query: more is slower, surer.",
     )
 
+    max_query_words: int = Field(
+        256, description="Most words in a search query; a longer one is refused with 400."
+    )
+    max_query_bytes: int = Field(
+        8192, description="Largest search query, in bytes (UTF-8); a longer one is refused."
+    )
+    max_filter_keys: int = Field(32, description="Most metadata fields one search filter may test.")
+    max_clusters: int = Field(100, description="Largest k a clustering may ask for.")
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -22,6 +22,7 @@ from markdown_it import MarkdownIt
 from pypdf import PdfReader
 
 from app.errors import AppError, Unprocessable, UnsupportedMediaType
+from app.jsonvalues import has_lone_surrogate
 
 _TYPES = {
     ".txt": "txt",
@@ -296,6 +297,11 @@ def json_record(record: Any, where: str) -> Extracted:
     """
     if not isinstance(record, dict):
         raise Unprocessable(f'{where} is not an object like {{"title": ..., "text": ...}}.')
+    if has_lone_surrogate(record):
+        raise Unprocessable(
+            f"{where} holds a lone surrogate escape (like \\ud800), which is not text: "
+            "send valid Unicode."
+        )
     text = record.get("text")
     if not isinstance(text, str) or not (text := _clean(text)).strip():
         raise Unprocessable(f"{where} has no 'text': every record needs a non-empty text string.")
