@@ -23,6 +23,7 @@ from app.settings import Settings, get_settings
 from app.store.database import Store
 from app.store.indexes import Indexes
 from app.web import install as install_web
+from app.web import not_found_page
 
 log = logging.getLogger("embedsearch")
 
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.state.indexes = indexes
     app.state.embedder = embedder
     app.state.ingestor = ingestor
-    errors.install(app)
+    errors.install(app, page_for_404=not_found_page)
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(documents.router)

@@ -13,7 +13,7 @@ from pathlib import PureWindowsPath
 from typing import Any
 
 import docx
-from bs4 import BeautifulSoup, NavigableString, PageElement
+from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 from bs4.element import PreformattedString
 from charset_normalizer import from_bytes
 from docx.document import Document as DocxDocument
@@ -182,6 +182,8 @@ def _html_blocks(root: PageElement) -> Iterator[tuple[str, int | None]]:
         elif isinstance(node, NavigableString):
             if not isinstance(node, PreformattedString):  # comments, doctypes, CDATA
                 pieces.append(node if pre else re.sub(r"\s+", " ", node))
+        elif not isinstance(node, Tag):
+            continue  # neither text nor an element: nothing to read
         elif node.name == "br":
             pieces.append("\n")
         else:
