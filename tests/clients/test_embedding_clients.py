@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Iterator
 from types import ModuleType
 
+import httpx
 import numpy as np
 import pytest
 from haystack import Document
@@ -35,8 +36,15 @@ def test_langchain_openai_embeddings(
 
 
 def test_langchain_async(base_url: str, reference: np.ndarray) -> None:
-    embeddings = OpenAIEmbeddings(base_url=base_url, api_key=API_KEY)
-    assert_close(asyncio.run(embeddings.aembed_documents(TEXTS)), reference)
+    async def embed() -> list[list[float]]:
+        # Our own HTTP client, closed inside the event loop: LangChain leaves its own open.
+        async with httpx.AsyncClient() as http:
+            embeddings = OpenAIEmbeddings(
+                base_url=base_url, api_key=API_KEY, http_async_client=http
+            )
+            return await embeddings.aembed_documents(TEXTS)
+
+    assert_close(asyncio.run(embed()), reference)
 
 
 def test_llamaindex_openai_embedding(base_url: str, reference: np.ndarray) -> None:
