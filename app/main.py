@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         store,
         indexes,
         embedder,
-        tokenizer=lambda: engine.encoder().tokenizer,
+        encoder=engine.encoder,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )

@@ -65,7 +65,9 @@ class Settings(BaseSettings):
         100 * 1024 * 1024, description="Largest multipart upload (all files together), in bytes."
     )
     max_files_per_upload: int = Field(1000, description="Most files in one upload.")
-    chunk_tokens: int = Field(200, description="Most tokens in a chunk (at most 254).")
+    chunk_tokens: int = Field(
+        200, description="Most tokens in a chunk (at most the model's window: 254 for MiniLM)."
+    )
     chunk_overlap: int = Field(40, description="Tokens shared by consecutive chunks.")
     embeddings_url: str | None = Field(
         None,
