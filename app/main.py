@@ -16,12 +16,13 @@ from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm, openai_aliases
+from app.index.factory import open_indexes
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
 from app.ingest.jobs import Ingestor
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.web import install as install_web
 from app.web import not_found_page
 
@@ -62,13 +63,7 @@ def open_store(settings: Settings) -> tuple[Store, Indexes]:
     """The SQLite store and its vector indexes under the data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir / "embedsearch.db")
-    indexes = Indexes(
-        store,
-        settings.data_dir / "indexes",
-        exact_max=settings.index_exact_max,
-        nprobe=settings.index_nprobe,
-    )
-    return store, indexes
+    return store, open_indexes(settings, store)
 
 
 def build_embedder(settings: Settings, engine: Engine) -> Embedder:

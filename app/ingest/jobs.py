@@ -24,11 +24,11 @@ import numpy as np
 from app.embeddings.backends import compatible_backends
 from app.embeddings.encoder import Encoder
 from app.errors import AppError, Conflict, Unprocessable
+from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
