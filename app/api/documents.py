@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
 from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
-from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
+from app.api.search import FiltersIn
+from app.errors import AppError, BadRequest, Conflict, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
 from app.ingest.jobs import Ingestor, Source
+from app.store.filters import Filters
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
+Body = TypeVar("Body", bound=BaseModel)
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -128,8 +131,12 @@ def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]
 
 
 async def _read_json(request: Request) -> DocumentsIn:
+    return await _read_model(request, DocumentsIn)
+
+
+async def _read_model(request: Request, model: type[Body]) -> Body:
     try:
-        return DocumentsIn.model_validate_json(await request.body())
+        return model.model_validate_json(await request.body())
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
@@ -178,16 +185,36 @@ def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
     return job_json(store.get_job(job_id))
 
 
+def parse_filters(raw: str | None) -> Filters | None:
+    """The ``filters`` query parameter: JSON in the shape /api/search takes."""
+    if raw is None:
+        return None
+    try:
+        return FiltersIn.model_validate_json(raw).domain()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(["filters", *(str(part) for part in first["loc"])])
+        raise BadRequest(f"Invalid value for '{where}': {first['msg']}.", param=where) from None
+
+
 @router.get("/api/documents")
 def list_documents(
     store: StoreDep,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT)] = 0,
+    filters: Annotated[
+        str | None,
+        Query(
+            description='JSON, as in POST /api/search: e.g. `{"metadata": {"year": {"$gte": 2020}}}`'
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Documents, newest first, optionally of one collection."""
+    """Documents, newest first, optionally of one collection and passing a filter."""
     collection_id = store.get_collection(collection).id if collection else None
-    documents, total = store.list_documents(collection_id, limit=limit, offset=offset)
+    documents, total = store.list_documents(
+        collection_id, limit=limit, offset=offset, filters=parse_filters(filters)
+    )
     return {
         "object": "list",
         "data": [document_json(d) for d in documents],
@@ -215,6 +242,58 @@ def delete_document(
     """Delete a document, its chunks and their vectors."""
     remove_document(store, indexes, document_id)
     return {"id": document_id, "object": "document", "deleted": True}
+
+
+ExternalId = Annotated[str, Path(min_length=1, max_length=1024, description="Your document id.")]
+Collection = Annotated[str, Query(description="The collection the document is in.")]
+
+
+@router.get("/api/documents/external/{external_id:path}")
+def get_external(
+    external_id: ExternalId, store: StoreDep, collection: Collection = "default"
+) -> dict[str, Any]:
+    """The document with this external id, with its text and chunks."""
+    document = store.find_external(store.get_collection(collection).id, external_id)
+    return get_document(document.id, store)
+
+
+@router.put("/api/documents/external/{external_id:path}")
+async def put_external(
+    external_id: ExternalId,
+    request: Request,
+    ingestor: IngestorDep,
+    store: StoreDep,
+    collection: Collection = "default",
+) -> dict[str, Any]:
+    """Create or replace the document with this external id; answers when it is stored."""
+    check_collection_name(collection)
+    body = await _read_model(request, DocumentIn)
+    record = json_record({**body.model_dump(), "external_id": external_id}, "body")
+    job, done = ingestor.submit(collection, [Source("request.json", [record])])
+    job = await asyncio.wrap_future(done)
+    if job.state == "failed":
+        raise Unprocessable(job.error or "The document could not be stored.")
+    found = store.find_document(store.get_collection(collection).id, external_id=external_id)
+    if found is None:  # the text was skipped as a copy of another document's
+        raise Conflict(
+            "This text is already stored as another document (identical texts are stored "
+            "once); change the text or update that document.",
+            param="text",
+        )
+    return {**get_document(found.id, store), "job": job_json(job)}
+
+
+@router.delete("/api/documents/external/{external_id:path}")
+def delete_external(
+    external_id: ExternalId,
+    store: StoreDep,
+    indexes: IndexesDep,
+    collection: Collection = "default",
+) -> dict[str, Any]:
+    """Delete the document with this external id, its chunks and their vectors."""
+    document = store.find_external(store.get_collection(collection).id, external_id)
+    remove_document(store, indexes, document.id)
+    return {"id": document.id, "external_id": external_id, "object": "document", "deleted": True}
 
 
 @router.get("/api/collections")

@@ -13,11 +13,10 @@ from app.errors import BadRequest
 from app.search import Filters, Hit, Neighbor, Page, SearchQuery
 from app.search.search import MAX_RESULTS
 from app.search.similarity import similarity_matrix
+from app.store.filters import OPERATORS
 from app.store.records import Chunk, Document
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
-
-Scalar = StrictStr | StrictInt | StrictFloat | bool | None
 
 
 class FiltersIn(BaseModel):
@@ -31,12 +30,16 @@ class FiltersIn(BaseModel):
     source_types: list[StrictStr] = Field(
         default_factory=list, description="Only these source types, e.g. 'text/markdown'."
     )
-    metadata: dict[str, Scalar] = Field(
-        default_factory=dict, description="Top-level metadata fields that must equal these."
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Conditions on top-level metadata fields: a value (equals) or operators, "
+        'e.g. `{"year": {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}`; operators: '
+        + ", ".join(f"`{op}`" for op in OPERATORS)
+        + ". Ranges take numbers or ISO 8601 dates.",
     )
 
     def domain(self) -> Filters:
-        """The search layer's filters."""
+        """The store's filters (the metadata conditions parsed and checked)."""
         return Filters(tuple(self.document_ids), tuple(self.source_types), self.metadata)
 
 
@@ -46,7 +49,12 @@ class SearchIn(BaseModel):
     # A misspelt field (say 'mdoe') must fail loudly rather than search with the default.
     model_config = ConfigDict(extra="forbid")
 
-    query: StrictStr = Field(description="What to search for, in plain words.")
+    query: StrictStr | None = Field(None, description="What to search for, in plain words.")
+    vector: list[float] | None = Field(
+        None,
+        description="Search by this vector instead of 'query' (semantic mode), e.g. one from "
+        "/v1/embeddings; as many numbers as the collection's dimensions.",
+    )
     mode: StrictStr = Field("hybrid", description="'hybrid', 'semantic' or 'keyword'.")
     k: StrictInt = Field(10, description=f"Hits per page (offset + k at most {MAX_RESULTS}).")
     offset: StrictInt = Field(0, description="Hits to skip, for the next pages.")
@@ -55,6 +63,9 @@ class SearchIn(BaseModel):
         "document", description="'document' (one hit per document) or 'chunk'."
     )
     filters: FiltersIn = Field(default_factory=FiltersIn)
+    min_score: StrictFloat | StrictInt | None = Field(
+        None, description="Least cosine similarity (-1 to 1) a hit's chunk must have."
+    )
 
 
 class NeighborsIn(BaseModel):
@@ -67,6 +78,7 @@ class NeighborsIn(BaseModel):
     k: StrictInt = 10
     collection: StrictStr = "default"
     group_by: StrictStr = Field("chunk", description="'chunk' or 'document'.")
+    filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
 class SimilarityIn(BaseModel):
@@ -108,6 +120,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return {
         "rank": hit.rank,
         "score": hit.score,
+        "similarity": hit.similarity,
         "document": document_json(hit.document),
         "chunk": chunk_json(hit.chunk),
         "snippet": hit.snippet,
@@ -133,7 +146,7 @@ def page_json(body: SearchIn, page: Page) -> dict[str, Any]:
     return {
         "object": "search",
         "query": body.query,
-        "mode": body.mode,
+        "mode": "semantic" if body.vector is not None else body.mode,
         "collection": body.collection,
         "group_by": body.group_by,
         "k": body.k,
@@ -149,7 +162,14 @@ def page_json(body: SearchIn, page: Page) -> dict[str, Any]:
 def search(body: SearchIn, searcher: SearcherDep) -> dict[str, Any]:
     """Search a collection (hybrid by default); one hit per document unless grouped by chunk."""
     query = SearchQuery(
-        body.query, body.mode, body.k, body.offset, body.group_by, body.filters.domain()
+        body.query,
+        body.mode,
+        body.k,
+        body.offset,
+        body.group_by,
+        body.filters.domain(),
+        body.vector,
+        body.min_score,
     )
     return page_json(body, searcher.search(body.collection, query))
 
@@ -200,7 +220,7 @@ def chunk_neighbors(chunk_id: ChunkId, searcher: SearcherDep, k: int = 10) -> di
 def neighbors(body: NeighborsIn, searcher: SearcherDep) -> dict[str, Any]:
     """Stored chunks (or documents) nearest to a text or a vector."""
     found, message = searcher.nearest(
-        body.collection, body.k, body.text, body.vector, body.group_by
+        body.collection, body.k, body.text, body.vector, body.group_by, body.filters.domain()
     )
     return {"object": "list", "data": [neighbor_json(n) for n in found], "message": message}
 

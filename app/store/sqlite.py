@@ -92,11 +92,6 @@ CREATE TABLE IF NOT EXISTS document_maps (
 );
 """
 
-# A metadata field equal to a value; json_each matches top-level keys whatever characters they
-# hold (a JSON path would not).
-METADATA_EQUALS = (
-    "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ? AND m.value IS ?)"
-)
 SAVE_CLUSTERING = (
     "INSERT OR REPLACE INTO clusterings (collection_id, version, result, created_at) "
     "VALUES (?, ?, ?, ?)"

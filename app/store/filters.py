@@ -1,0 +1,152 @@
+"""Metadata filters: a small language over top-level metadata fields, parsed into conditions.
+
+``{"year": {"$gte": 2020}, "lang": {"$in": ["en", "de"]}, "draft": false}``: every field's
+conditions must hold. A bare value means ``$eq``. The parsed form (a tuple of ``Condition``) is
+plain data, so each store or vector index translates it its own way; ``where_sql`` is SQLite's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import BadRequest
+from app.store.records import Scalar
+from app.store.sqlite import id_list, in_ids
+
+OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
+RANGE = ("$gt", "$gte", "$lt", "$lte")
+# The ISO 8601 forms SQLite's date functions read: a date, optionally a time and an offset.
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test of one metadata field: ``field op value``."""
+
+    field: str
+    op: str
+    value: Any  # a scalar; a tuple of scalars for $in/$nin; a bool for $exists
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which documents may match: all given conditions hold (an empty filter allows all).
+
+    ``metadata`` is the filter as sent; it is parsed (and checked) into ``conditions`` at once.
+    """
+
+    document_ids: tuple[int, ...] = ()
+    source_types: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    conditions: tuple[Condition, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", parse_metadata(self.metadata))
+
+    def __bool__(self) -> bool:
+        """Whether any condition is set."""
+        return bool(self.document_ids or self.source_types or self.conditions)
+
+
+def parse_metadata(raw: dict[str, Any], param: str = "filters.metadata") -> tuple[Condition, ...]:
+    """The conditions a metadata filter stands for; BadRequest naming what is wrong."""
+    conditions = []
+    for name, spec in raw.items():
+        where = f"{param}.{name}"
+        if isinstance(spec, dict) and spec:
+            conditions += [_condition(name, op, value, where) for op, value in spec.items()]
+        else:
+            conditions.append(_condition(name, "$eq", spec, where))
+    return tuple(conditions)
+
+
+def _condition(field: str, op: str, value: Any, where: str) -> Condition:
+    if op not in OPERATORS:
+        raise BadRequest(
+            f"Unknown filter operator {op!r} in '{where}': use one of {', '.join(OPERATORS)}.",
+            param=where,
+            code="invalid_filter",
+        )
+    if op in ("$eq", "$ne"):
+        _check_scalar(value, op, where)
+    elif op in ("$in", "$nin"):
+        if not isinstance(value, list):
+            raise _bad(f"'{op}' takes a list of values", where)
+        for item in value:
+            _check_scalar(item, op, where)
+        value = tuple(value)
+    elif op == "$exists":
+        if not isinstance(value, bool):
+            raise _bad("'$exists' takes true or false", where)
+    elif not _is_number(value) and not (isinstance(value, str) and ISO_DATE.match(value)):
+        raise _bad(f"'{op}' takes a number or an ISO 8601 date such as '2024-05-31'", where)
+    return Condition(field, op, value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_scalar(value: Any, op: str, where: str) -> None:
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise _bad(f"'{op}' takes a string, number, boolean or null", where)
+
+
+def _bad(message: str, where: str) -> BadRequest:
+    return BadRequest(f"{message} (in '{where}').", param=where, code="invalid_filter")
+
+
+# -- SQLite -------------------------------------------------------------------------------------
+
+# One metadata field of the document, matched through json_each: it reads top-level keys
+# whatever characters they hold (a JSON path would not).
+_FIELD = "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ?{})"
+_COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def where_sql(filters: Filters) -> tuple[str, list[Any]]:
+    """An SQL condition on ``documents`` holding when every condition does, and its params."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if filters.document_ids:
+        parts.append(in_ids("documents.id"))
+        params.append(id_list(filters.document_ids))
+    if filters.source_types:
+        parts.append(in_ids("documents.source_type"))
+        params.append(id_list(filters.source_types))
+    for condition in filters.conditions:
+        sql, values = _sql(condition)
+        parts.append(sql)
+        params += values
+    return " AND ".join(parts) or "1", params
+
+
+def _sql(condition: Condition) -> tuple[str, list[Any]]:
+    field, op, value = condition.field, condition.op, condition.value
+    if op == "$exists":
+        return ("" if value else "NOT ") + _FIELD.format(""), [field]
+    if op in ("$eq", "$ne"):
+        sql = _FIELD.format(" AND m.value IS ?")
+        return ("" if op == "$eq" else "NOT ") + sql, [field, _sql_value(value)]
+    if op in ("$in", "$nin"):
+        # One parameter whatever the list's length: the values as a JSON array.
+        sql = _FIELD.format(
+            " AND (m.value IN (SELECT value FROM json_each(?)) OR (m.type = 'null' AND ?))"
+        )
+        values = [v for v in value if v is not None]
+        params = [field, json.dumps(values), any(v is None for v in value)]
+        return ("" if op == "$in" else "NOT ") + sql, params
+    compare = _COMPARE[op]
+    if _is_number(value):
+        sql = _FIELD.format(f" AND m.type IN ('integer', 'real') AND m.value {compare} ?")
+        return sql, [field, value]
+    sql = _FIELD.format(f" AND m.type = 'text' AND julianday(m.value) {compare} julianday(?)")
+    return sql, [field, value]
+
+
+def _sql_value(value: Scalar) -> Scalar:
+    """A filter value as json_each reports the stored one (JSON true and false are 1 and 0)."""
+    return int(value) if isinstance(value, bool) else value
