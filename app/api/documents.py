@@ -13,12 +13,11 @@ from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
 from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
-from app.api.search import FiltersIn
+from app.api.filters import parse_filters
 from app.errors import AppError, BadRequest, Conflict, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
 from app.ingest.jobs import Ingestor, Source
-from app.store.filters import Filters
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
@@ -183,18 +182,6 @@ async def create_documents(
 def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
     """An ingestion job's state and progress."""
     return job_json(store.get_job(job_id))
-
-
-def parse_filters(raw: str | None) -> Filters | None:
-    """The ``filters`` query parameter: JSON in the shape /api/search takes."""
-    if raw is None:
-        return None
-    try:
-        return FiltersIn.model_validate_json(raw).domain()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(["filters", *(str(part) for part in first["loc"])])
-        raise BadRequest(f"Invalid value for '{where}': {first['msg']}.", param=where) from None
 
 
 @router.get("/api/documents")

@@ -8,39 +8,16 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from app.api.auth import require_key
-from app.api.deps import SQLITE_MAX_INT, ChunkId, DocumentId, EmbedderDep, RowId, SearcherDep
+from app.api.deps import ChunkId, DocumentId, EmbedderDep, RowId, SearcherDep
+from app.api.documents import document_json
+from app.api.filters import FiltersIn
 from app.errors import BadRequest
-from app.search import Filters, Hit, Neighbor, Page, SearchQuery
+from app.search import Hit, Neighbor, Page, SearchQuery
 from app.search.search import MAX_RESULTS
 from app.search.similarity import similarity_matrix
-from app.store.filters import OPERATORS
 from app.store.records import Chunk, Document
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
-
-
-class FiltersIn(BaseModel):
-    """Which documents may match; every given condition must hold."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    document_ids: list[Annotated[StrictInt, Field(ge=1, le=SQLITE_MAX_INT)]] = Field(
-        default_factory=list, description="Only these."
-    )
-    source_types: list[StrictStr] = Field(
-        default_factory=list, description="Only these source types, e.g. 'text/markdown'."
-    )
-    metadata: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Conditions on top-level metadata fields: a value (equals) or operators, "
-        'e.g. `{"year": {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}`; operators: '
-        + ", ".join(f"`{op}`" for op in OPERATORS)
-        + ". Ranges take numbers or ISO 8601 dates.",
-    )
-
-    def domain(self) -> Filters:
-        """The store's filters (the metadata conditions parsed and checked)."""
-        return Filters(tuple(self.document_ids), tuple(self.source_types), self.metadata)
 
 
 class SearchIn(BaseModel):
@@ -91,16 +68,13 @@ class SimilarityIn(BaseModel):
     texts: list[StrictStr] | None = None
 
 
-def document_json(document: Document) -> dict[str, Any]:
-    """The fields of a document a hit shows."""
-    return {
-        "id": document.id,
-        "title": document.title,
-        "external_id": document.external_id,
-        "source_name": document.source_name,
-        "source_type": document.source_type,
-        "metadata": document.metadata,
-    }
+HIT_DOCUMENT_FIELDS = ("id", "title", "external_id", "source_name", "source_type", "metadata")
+
+
+def hit_document_json(document: Document) -> dict[str, Any]:
+    """The fields of a document a hit shows: a part of ``document_json``."""
+    body = document_json(document)
+    return {name: body[name] for name in HIT_DOCUMENT_FIELDS}
 
 
 def chunk_json(chunk: Chunk) -> dict[str, Any]:
@@ -121,7 +95,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "rank": hit.rank,
         "score": hit.score,
         "similarity": hit.similarity,
-        "document": document_json(hit.document),
+        "document": hit_document_json(hit.document),
         "chunk": chunk_json(hit.chunk),
         "snippet": hit.snippet,
         "explanation": {
@@ -136,7 +110,7 @@ def neighbor_json(neighbor: Neighbor) -> dict[str, Any]:
     """One neighbour as JSON."""
     return {
         "score": neighbor.score,
-        "document": document_json(neighbor.document),
+        "document": hit_document_json(neighbor.document),
         "chunk": chunk_json(neighbor.chunk),
     }
 

@@ -28,6 +28,7 @@ from app.embeddings.models import ModelRegistry, ModelSpec
 from app.embeddings.token_ids import TokenIdMode, decode_openai, unknown_id
 from app.errors import BadRequest, RateLimited, ServiceUnavailable
 from app.metrics import Metrics
+from app.settings import DEFAULTS
 
 log = logging.getLogger("embedsearch.engine")
 
@@ -58,10 +59,10 @@ class _Request:
 class Limits:
     """What one request may ask of the engine."""
 
-    max_inputs: int = 2048
-    max_tokens: int = 300_000
-    truncate: bool = True
-    token_ids: TokenIdMode = "openai"  # the vocabulary token-id input is read with
+    max_inputs: int = DEFAULTS.max_inputs_per_request
+    max_tokens: int = DEFAULTS.max_tokens_per_request
+    truncate: bool = DEFAULTS.truncate
+    token_ids: TokenIdMode = DEFAULTS.token_ids  # the vocabulary token-id input is read with
 
 
 class Engine:
@@ -73,8 +74,8 @@ class Engine:
         load: Callable[[ModelSpec], Encoder],
         *,
         limits: Limits | None = None,
-        batch_tokens: int = 4096,
-        max_queued: int = 16_384,
+        batch_tokens: int = DEFAULTS.batch_tokens,
+        max_queued: int = DEFAULTS.max_queued_inputs,
         metrics: Metrics | None = None,
     ) -> None:
         self.registry = registry

@@ -13,14 +13,11 @@ import faiss
 import numpy as np
 
 from app.errors import BadRequest
-from app.index.base import IndexLost
+from app.index.base import IndexLost, VectorIndex
+from app.settings import DEFAULTS
 from app.store.records import Collection
 
-# Measured by ``python -m bench.index_scale`` (see the issue notes): exact search stays below
-# this size; above it an IVF index answers with recall@10 >= 0.95 at a fraction of the latency.
-EXACT_MAX = 200_000
-# Inverted lists probed per query, and lists per index: nlist ~ sqrt(n) (a power of two).
-NPROBE = 32
+# Lists per IVF index: nlist ~ sqrt(n) (a power of two).
 MIN_NLIST, MAX_NLIST = 256, 4096
 TRAIN_PER_LIST = 40  # k-means samples per list (FAISS warns below 39)
 
@@ -45,8 +42,8 @@ class FaissIndex:
         dimensions: int,
         version: int | None = None,
         *,
-        exact_max: int = EXACT_MAX,
-        nprobe: int = NPROBE,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
     ) -> None:
         self.dimensions = dimensions
         # The collection version this index reflects, recorded in the sidecar on save.
@@ -117,7 +114,13 @@ class FaissIndex:
         _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar)))
 
     @classmethod
-    def load(cls, path: Path, *, exact_max: int = EXACT_MAX, nprobe: int = NPROBE) -> Self:
+    def load(
+        cls,
+        path: Path,
+        *,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
+    ) -> Self:
         """Read an index written by ``save``; IndexLost if it is missing or unreadable."""
         path = Path(path)
         if not path.is_file():
@@ -206,7 +209,11 @@ class FaissFiles:
     name = "faiss"
 
     def __init__(
-        self, directory: Path | None, *, exact_max: int = EXACT_MAX, nprobe: int = NPROBE
+        self,
+        directory: Path | None,
+        *,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
     ) -> None:
         # None keeps indexes in memory only (tests); they are rebuilt from SQLite on first use.
         self.directory = directory
@@ -232,8 +239,9 @@ class FaissFiles:
         """A new empty index (written on save)."""
         return FaissIndex(collection.dimensions, **self.options)
 
-    def save(self, collection: Collection, index: FaissIndex) -> None:
+    def save(self, collection: Collection, index: VectorIndex) -> None:
         """Write the index file if this backend keeps files."""
+        assert isinstance(index, FaissIndex)  # a backend only saves the indexes it made
         path = self.path(collection.id)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

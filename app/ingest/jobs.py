@@ -28,6 +28,7 @@ from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
+from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.records import ChunkRecord, Collection, Document, Job
 
@@ -128,8 +129,8 @@ class Ingestor:
         embedder: Embedder,
         encoder: Callable[[], Encoder],
         *,
-        chunk_tokens: int = 200,
-        chunk_overlap: int = 40,
+        chunk_tokens: int = DEFAULTS.chunk_tokens,
+        chunk_overlap: int = DEFAULTS.chunk_overlap,
     ) -> None:
         self.store = store
         self.indexes = indexes

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import BadRequest
-from app.store.records import Scalar
 from app.store.sqlite import id_list, in_ids
 
 OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
@@ -104,6 +103,13 @@ def _bad(message: str, where: str) -> BadRequest:
 # One metadata field of the document, matched through json_each: it reads top-level keys
 # whatever characters they hold (a JSON path would not).
 _FIELD = "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ?{})"
+# The field equals one of the values in a JSON array parameter (one parameter however many):
+# JSON types must agree (1 is not true, nor "1"), except that integers and reals compare.
+_ONE_OF = (
+    "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m, json_each(?) AS v "
+    "WHERE m.key = ? AND (v.type = m.type OR (v.type IN ('integer', 'real') AND "
+    "m.type IN ('integer', 'real'))) AND (v.value = m.value OR v.type = 'null'))"
+)
 _COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
@@ -125,28 +131,15 @@ def where_sql(filters: Filters) -> tuple[str, list[Any]]:
 
 
 def _sql(condition: Condition) -> tuple[str, list[Any]]:
-    field, op, value = condition.field, condition.op, condition.value
+    name, op, value = condition.field, condition.op, condition.value
     if op == "$exists":
-        return ("" if value else "NOT ") + _FIELD.format(""), [field]
-    if op in ("$eq", "$ne"):
-        sql = _FIELD.format(" AND m.value IS ?")
-        return ("" if op == "$eq" else "NOT ") + sql, [field, _sql_value(value)]
-    if op in ("$in", "$nin"):
-        # One parameter whatever the list's length: the values as a JSON array.
-        sql = _FIELD.format(
-            " AND (m.value IN (SELECT value FROM json_each(?)) OR (m.type = 'null' AND ?))"
-        )
-        values = [v for v in value if v is not None]
-        params = [field, json.dumps(values), any(v is None for v in value)]
-        return ("" if op == "$in" else "NOT ") + sql, params
+        return ("" if value else "NOT ") + _FIELD.format(""), [name]
+    if op in ("$eq", "$ne", "$in", "$nin"):
+        values = list(value) if op in ("$in", "$nin") else [value]
+        return ("NOT " if op in ("$ne", "$nin") else "") + _ONE_OF, [json.dumps(values), name]
     compare = _COMPARE[op]
     if _is_number(value):
         sql = _FIELD.format(f" AND m.type IN ('integer', 'real') AND m.value {compare} ?")
-        return sql, [field, value]
+        return sql, [name, value]
     sql = _FIELD.format(f" AND m.type = 'text' AND julianday(m.value) {compare} julianday(?)")
-    return sql, [field, value]
-
-
-def _sql_value(value: Scalar) -> Scalar:
-    """A filter value as json_each reports the stored one (JSON true and false are 1 and 0)."""
-    return int(value) if isinstance(value, bool) else value
+    return sql, [name, value]

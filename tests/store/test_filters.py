@@ -54,6 +54,11 @@ def matching(store: Store, ids: dict[str, int], metadata: dict) -> set[str]:
         ({"tag": {"$in": [None]}}, {"c"}),
         ({"draft": {"$in": [True]}}, {"a"}),
         ({"draft": False}, {"b"}),
+        ({"draft": 1}, set()),  # JSON types must agree: 1 is not true
+        ({"year": 2021.0}, {"b"}),  # but integers and reals compare
+        ({"year": "2021"}, {"d"}),
+        ({"tag": None}, {"c"}),
+        ({"lang": {"$ne": None}}, {"a", "b", "c", "d"}),
         ({"year": {"$gt": 2019}}, {"b", "c"}),  # the string "2021" is not a number
         ({"year": {"$gte": 2019, "$lt": 2023}}, {"a", "b"}),
         ({"year": {"$lte": 2021.0}}, {"a", "b"}),
