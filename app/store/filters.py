@@ -8,6 +8,7 @@ plain data, so each store or vector index translates it its own way; ``where_sql
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,10 +87,17 @@ def _condition(field: str, op: str, value: Any, where: str) -> Condition:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number SQLite can hold (bools are not numbers here)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check_scalar(value: Any, op: str, where: str) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and not _is_number(value):
+        raise _bad(f"'{op}' takes finite numbers that fit in 64 bits", where)
     if value is not None and not isinstance(value, str | int | float | bool):
         raise _bad(f"'{op}' takes a string, number, boolean or null", where)
 

@@ -97,6 +97,10 @@ def test_parse_gives_plain_conditions() -> None:
         ({"year": {"$exists": 1}}, "filters.metadata.year", "true or false"),
         ({"year": [1, 2]}, "filters.metadata.year", "string, number"),
         ({"year": {}}, "filters.metadata.year", "string, number"),
+        ({"year": {"$gt": 10**30}}, "filters.metadata.year", "number"),
+        ({"year": {"$gt": float("nan")}}, "filters.metadata.year", "number"),
+        ({"year": {"$in": [float("inf")]}}, "filters.metadata.year", "finite"),
+        ({"year": 10**30}, "filters.metadata.year", "64 bits"),
     ],
 )
 def test_bad_filters_name_the_field(metadata: dict, param: str, words: str) -> None:
