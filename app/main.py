@@ -10,7 +10,7 @@ from functools import partial
 import faiss
 from fastapi import FastAPI
 
-from app.api import clusters, documents, embeddings, errors, health, search
+from app.api import clusters, documents, embeddings, errors, health, search, sync
 from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(clusters.router)
+    app.include_router(sync.router)
     install_web(app)
     app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
     app.add_middleware(

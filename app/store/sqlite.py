@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS document_maps (
 );
 """
 
+# The documents of files synced from a folder (app.ingest.synced): their path and file hash.
+FILE_DOCUMENTS = (
+    "SELECT id, external_id, json_extract(metadata, '$.path') AS path, "
+    "json_extract(metadata, '$.file_sha256') AS sha256 FROM documents "
+    "WHERE collection_id = ? AND json_extract(metadata, '$.file_sha256') IS NOT NULL"
+)
 SAVE_CLUSTERING = (
     "INSERT OR REPLACE INTO clusterings (collection_id, version, result, created_at) "
     "VALUES (?, ?, ?, ?)"
