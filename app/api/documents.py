@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from app.api.auth import require_key
 from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
 from app.api.filters import parse_filters
-from app.errors import AppError, BadRequest, Conflict, Unprocessable, UnsupportedMediaType
+from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
 from app.ingest.jobs import Ingestor, Source
@@ -280,13 +280,7 @@ async def put_external(
     job = await asyncio.wrap_future(done)
     if job.state == "failed":
         raise Unprocessable(job.error or "The document could not be stored.")
-    found = store.find_document(store.get_collection(collection).id, external_id=external_id)
-    if found is None:  # the text was skipped as a copy of another document's
-        raise Conflict(
-            "This text is already stored as another document (identical texts are stored "
-            "once); change the text or update that document.",
-            param="text",
-        )
+    found = store.find_external(store.get_collection(collection).id, external_id)
     return {**get_document(found.id, store), "job": job_json(job)}
 
 

@@ -195,7 +195,13 @@ def test_external_id_bad_input(client) -> None:
     assert_error(client.put(path, content=b"{", headers={"content-type": "application/json"}), 400)
     assert_error(client.put(path, params={"collection": "bad name!"}, json={"text": "x"}), 400)
     assert_error(client.get(path, params={"collection": "nope"}), 404)
-    client.put("/api/documents/external/a", json={"text": "Same words."})
-    copy = client.put("/api/documents/external/b", json={"text": "Same words."})
-    assert_error(copy, 409, "text")
-    assert client.get("/api/documents").json()["total"] == 1
+
+
+def test_external_ids_are_documents_of_their_own(client) -> None:
+    first = client.put("/api/documents/external/a", json={"text": "Same words."}).json()
+    second = client.put("/api/documents/external/b", json={"text": "Same words."}).json()
+    assert first["id"] != second["id"] and client.get("/api/documents").json()["total"] == 2
+    tagged = client.put(
+        "/api/documents/external/a", json={"text": "Same words.", "metadata": {"t": 1}}
+    )
+    assert tagged.json()["metadata"] == {"t": 1} and tagged.json()["id"] == first["id"]
