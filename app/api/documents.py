@@ -17,8 +17,10 @@ from app.api.filters import parse_filters
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
-from app.ingest.jobs import Ingestor, Source
+from app.ingest.jobs import Source
 from app.ingest.synced import check_path, tag_documents
+from app.ingest.worker import JobWorker
+from app.store.database import Store
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
@@ -52,12 +54,12 @@ class DocumentsIn(BaseModel):
         return value
 
 
-async def get_ingestor(request: Request) -> Ingestor:
-    """The app's ingestion job runner."""
-    return request.app.state.ingestor
+async def get_worker(request: Request) -> JobWorker:
+    """The app's ingestion job worker."""
+    return request.app.state.worker
 
 
-IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+WorkerDep = Annotated[JobWorker, Depends(get_worker)]
 
 
 def check_collection_name(name: str) -> str:
@@ -79,6 +81,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "object": "ingestion.job",
         "collection": job.collection,
         "state": job.state,
+        "worker": job.worker,
+        "attempts": job.attempts,
         "progress": {"done": job.done, "total": job.total},
         "error": job.error,
         "documents": [i for f in result.get("files", []) for i in f["documents"]],
@@ -164,10 +168,19 @@ async def _read_model(request: Request, model: type[Body]) -> Body:
         raise BadRequest(f"Invalid value for '{where}': {first['msg']}.", param=where) from None
 
 
+async def _finished(store: Store, job: Job) -> Job:
+    """The job once it has ended: whichever replica runs it, the database says when."""
+    while job.state not in ("done", "failed"):
+        await asyncio.sleep(0.05)
+        job = await asyncio.to_thread(store.get_job, job.id)
+    return job
+
+
 @router.post("/api/documents", status_code=202)
 async def create_documents(
     request: Request,
-    ingestor: IngestorDep,
+    worker: WorkerDep,
+    store: StoreDep,
     wait: Annotated[bool, Query(description="Answer only when the job has finished.")] = False,
 ) -> JSONResponse:
     """Upload documents: multipart files (field `files`) or JSON records; runs as a job."""
@@ -192,9 +205,9 @@ async def create_documents(
             raise failures[0]
         reasons = "; ".join(f"{s.name}: {s.error}" for s in sources)
         raise Unprocessable(f"None of the files could be read. {reasons}")
-    job, done = ingestor.submit(collection, sources)
+    job = await asyncio.to_thread(worker.submit, collection, sources)
     if wait:
-        return JSONResponse(job_json(await asyncio.wrap_future(done)), status_code=200)
+        return JSONResponse(job_json(await _finished(store, job)), status_code=200)
     return JSONResponse(job_json(job), status_code=202)
 
 
@@ -268,7 +281,7 @@ def get_external(
 async def put_external(
     external_id: ExternalId,
     request: Request,
-    ingestor: IngestorDep,
+    worker: WorkerDep,
     store: StoreDep,
     collection: Collection = "default",
 ) -> dict[str, Any]:
@@ -276,8 +289,8 @@ async def put_external(
     check_collection_name(collection)
     body = await _read_model(request, DocumentIn)
     record = json_record({**body.model_dump(), "external_id": external_id}, "body")
-    job, done = ingestor.submit(collection, [Source("request.json", [record])])
-    job = await asyncio.wrap_future(done)
+    job = await asyncio.to_thread(worker.submit, collection, [Source("request.json", [record])])
+    job = await _finished(store, job)
     if job.state == "failed":
         raise Unprocessable(job.error or "The document could not be stored.")
     found = store.find_external(store.get_collection(collection).id, external_id)

@@ -2,19 +2,21 @@
 
 ``{"year": {"$gte": 2020}, "lang": {"$in": ["en", "de"]}, "draft": false}``: every field's
 conditions must hold. A bare value means ``$eq``. The parsed form (a tuple of ``Condition``) is
-plain data, so each store or vector index translates it its own way; ``where_sql`` is SQLite's.
+plain data: each database translates a condition its own way (``Dialect.metadata_condition``),
+and so could a vector index that filters.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import BadRequest
-from app.store.sqlite import id_list, in_ids
+
+if TYPE_CHECKING:  # the dialects import this module's Condition
+    from app.store.dialect import Dialect
 
 OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
 RANGE = ("$gt", "$gte", "$lt", "$lte")
@@ -81,12 +83,12 @@ def _condition(field: str, op: str, value: Any, where: str) -> Condition:
     elif op == "$exists":
         if not isinstance(value, bool):
             raise _bad("'$exists' takes true or false", where)
-    elif not _is_number(value) and not (isinstance(value, str) and ISO_DATE.match(value)):
+    elif not is_number(value) and not (isinstance(value, str) and ISO_DATE.match(value)):
         raise _bad(f"'{op}' takes a number or an ISO 8601 date such as '2024-05-31'", where)
     return Condition(field, op, value)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """A finite number SQLite can hold (bools are not numbers here)."""
     if isinstance(value, bool):
         return False
@@ -96,7 +98,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_scalar(value: Any, op: str, where: str) -> None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and not _is_number(value):
+    if isinstance(value, int | float) and not isinstance(value, bool) and not is_number(value):
         raise _bad(f"'{op}' takes finite numbers that fit in 64 bits", where)
     if value is not None and not isinstance(value, str | int | float | bool):
         raise _bad(f"'{op}' takes a string, number, boolean or null", where)
@@ -106,48 +108,18 @@ def _bad(message: str, where: str) -> BadRequest:
     return BadRequest(f"{message} (in '{where}').", param=where, code="invalid_filter")
 
 
-# -- SQLite -------------------------------------------------------------------------------------
-
-# One metadata field of the document, matched through json_each: it reads top-level keys
-# whatever characters they hold (a JSON path would not).
-_FIELD = "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ?{})"
-# The field equals one of the values in a JSON array parameter (one parameter however many):
-# JSON types must agree (1 is not true, nor "1"), except that integers and reals compare.
-_ONE_OF = (
-    "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m, json_each(?) AS v "
-    "WHERE m.key = ? AND (v.type = m.type OR (v.type IN ('integer', 'real') AND "
-    "m.type IN ('integer', 'real'))) AND (v.value = m.value OR v.type = 'null'))"
-)
-_COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-
-
-def where_sql(filters: Filters) -> tuple[str, list[Any]]:
+def where_sql(filters: Filters, dialect: Dialect) -> tuple[str, list[Any]]:
     """An SQL condition on ``documents`` holding when every condition does, and its params."""
     parts: list[str] = []
     params: list[Any] = []
     if filters.document_ids:
-        parts.append(in_ids("documents.id"))
-        params.append(id_list(filters.document_ids))
+        parts.append(dialect.in_ids("documents.id"))
+        params.append(dialect.id_list(filters.document_ids))
     if filters.source_types:
-        parts.append(in_ids("documents.source_type"))
-        params.append(id_list(filters.source_types))
+        parts.append(dialect.in_ids("documents.source_type"))
+        params.append(dialect.id_list(filters.source_types))
     for condition in filters.conditions:
-        sql, values = _sql(condition)
+        sql, values = dialect.metadata_condition(condition)
         parts.append(sql)
         params += values
-    return " AND ".join(parts) or "1", params
-
-
-def _sql(condition: Condition) -> tuple[str, list[Any]]:
-    name, op, value = condition.field, condition.op, condition.value
-    if op == "$exists":
-        return ("" if value else "NOT ") + _FIELD.format(""), [name]
-    if op in ("$eq", "$ne", "$in", "$nin"):
-        values = list(value) if op in ("$in", "$nin") else [value]
-        return ("NOT " if op in ("$ne", "$nin") else "") + _ONE_OF, [json.dumps(values), name]
-    compare = _COMPARE[op]
-    if _is_number(value):
-        sql = _FIELD.format(f" AND m.type IN ('integer', 'real') AND m.value {compare} ?")
-        return sql, [name, value]
-    sql = _FIELD.format(f" AND m.type = 'text' AND julianday(m.value) {compare} julianday(?)")
-    return sql, [name, value]
+    return " AND ".join(parts) or "1 = 1", params

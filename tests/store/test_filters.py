@@ -39,7 +39,8 @@ def ids(store: Store) -> dict[str, int]:
 
 
 def matching(store: Store, ids: dict[str, int], metadata: dict) -> set[str]:
-    allowed = set(store.filter_documents(1, Filters(metadata=metadata)))
+    collection_id = store.get_collection("default").id
+    allowed = set(store.filter_documents(collection_id, Filters(metadata=metadata)))
     return {name for name, i in ids.items() if i in allowed}
 
 
