@@ -10,7 +10,7 @@ import numpy as np
 from app.store.records import Collection
 
 if TYPE_CHECKING:
-    from app.search.search import Filters
+    from app.store.filters import Filters
 
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
 

@@ -27,7 +27,7 @@ from app.settings import DEFAULTS
 from app.store.database import Store
 
 if TYPE_CHECKING:
-    from app.search.search import Filters
+    from app.store.filters import Filters
 
 log = logging.getLogger("embedsearch.index")
 

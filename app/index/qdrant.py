@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -20,10 +20,8 @@ from qdrant_client import QdrantClient, models
 from app.errors import IndexSchemaError, IndexUnavailable
 from app.index.base import IndexLost, Ranking, VectorIndex
 from app.store.database import Store
+from app.store.filters import Filters
 from app.store.records import Collection, Scalar
-
-if TYPE_CHECKING:
-    from app.search.search import Filters
 
 VECTOR = "dense"
 TEXT = "text"
@@ -52,26 +50,33 @@ def pair_of(key: str, value: Scalar) -> str:
     return f"{key}={json.dumps(value)}"
 
 
-def qdrant_filter(
-    document_ids: tuple[int, ...], source_types: tuple[str, ...], metadata: dict[str, Scalar]
-) -> models.Filter | None:
-    """The Qdrant filter allowing what a search filter allows (None for no condition)."""
+def qdrant_filter(filters: Filters) -> models.Filter | None:
+    """The Qdrant filter allowing what a search filter allows (None for no condition).
+
+    Equality and ``$in`` on metadata become keyword matches on ``metadata_pairs``; a filter with
+    any other operator raises NotTranslated (the database then picks the documents).
+    """
     must: list[models.Condition] = []
-    if document_ids:
-        must.append(
-            models.FieldCondition(key="document_id", match=models.MatchAny(any=list(document_ids)))
-        )
-    if source_types:
-        must.append(
-            models.FieldCondition(key="source_type", match=models.MatchAny(any=list(source_types)))
-        )
-    for key, value in metadata.items():
-        must.append(
-            models.FieldCondition(
-                key="metadata", match=models.MatchValue(value=pair_of(key, value))
-            )
-        )
+    if filters.document_ids:
+        ids = list(filters.document_ids)
+        must.append(models.FieldCondition(key="document_id", match=models.MatchAny(any=ids)))
+    if filters.source_types:
+        types = list(filters.source_types)
+        must.append(models.FieldCondition(key="source_type", match=models.MatchAny(any=types)))
+    for condition in filters.conditions:
+        if condition.op == "$eq":
+            pair = pair_of(condition.field, condition.value)
+            match: models.Match = models.MatchValue(value=pair)
+        elif condition.op == "$in":
+            match = models.MatchAny(any=[pair_of(condition.field, v) for v in condition.value])
+        else:
+            raise NotTranslated(condition.op)
+        must.append(models.FieldCondition(key="metadata", match=match))
     return models.Filter(must=must) if must else None
+
+
+class NotTranslated(Exception):
+    """A filter condition with no Qdrant form here."""
 
 
 class QdrantIndexes:
@@ -165,16 +170,15 @@ class QdrantIndexes:
         depth: int,
     ) -> tuple[Ranking, Ranking]:
         """The ``depth`` best semantic and BM25 matches under the filter, in one request."""
-        if all(_scalar(value) for value in filters.metadata.values()):
-            where = qdrant_filter(filters.document_ids, filters.source_types, filters.metadata)
+        try:
+            return index.candidates(vector, text, qdrant_filter(filters), depth)
+        except NotTranslated:
+            # The database picks the documents; their ids become the Qdrant filter.
+            allowed = self.store.filter_documents(index.collection_id, filters)
+            if not allowed:
+                return [], []
+            where = qdrant_filter(Filters(document_ids=tuple(allowed)))
             return index.candidates(vector, text, where, depth)
-        # A condition this translation does not know: the database picks the documents.
-        allowed = self.store.filter_documents(
-            index.collection_id, filters.document_ids, filters.source_types, filters.metadata
-        )
-        if not allowed:
-            return [], []
-        return index.candidates(vector, text, qdrant_filter(tuple(allowed), (), {}), depth)
 
     def close(self) -> None:
         """Close the client (and release an embedded store's lock)."""

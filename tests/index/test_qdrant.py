@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient, models
 
 from app.cli.admin import migrate_index, verify
-from app.errors import BadRequest, IndexSchemaError
+from app.errors import IndexSchemaError
 from app.index.faiss import FaissIndex
 from app.main import create_app
-from app.search.search import Filters
 from app.settings import Settings
+from app.store.filters import Filters
 from tests.support.api import assert_error, ingest
 from tests.support.fakes import FakeEncoder
 
@@ -173,14 +173,14 @@ def test_migrate_index_there_and_back_without_embedding(
     assert len(FaissIndex.load(settings.data_dir / "indexes" / "1.faiss")) == len(TEXTS)
 
 
-def test_a_filter_the_translation_does_not_know_is_left_to_the_database(
-    make_client, tmp_path: Path
-) -> None:
+def test_filters_translated_or_left_to_the_database(make_client, tmp_path: Path) -> None:
     client = make_client(index_backend="qdrant", qdrant_path=tmp_path / "qdrant")
     ingest(client, documents(TEXTS))
     indexes = client.app.state.indexes
     vector = np.ones(client.app.state.store.get_collection("default").dimensions, np.float32)
-    known = indexes.candidates(1, vector, "tea", Filters(metadata={"n": 2}), 10)
-    assert [ids for ids, _ in known[1]] == [3]
-    with pytest.raises(BadRequest, match="Metadata filter 'n'"):  # as on FAISS
-        indexes.candidates(1, vector, "tea", Filters(metadata={"n": {"$in": [2]}}), 10)
+    for metadata in ({"n": 2}, {"n": {"$in": [2, 5]}}, {"n": {"$gte": 2}}, {"n": {"$ne": 0}}):
+        semantic, keyword = indexes.candidates(1, vector, "tea", Filters(metadata=metadata), 10)
+        expected = [3] if metadata != {"n": {"$ne": 0}} else [2, 3]
+        assert sorted(i for i, _ in semantic) == expected, metadata
+        assert [i for i, _ in keyword] == [3]
+    assert indexes.candidates(1, vector, "tea", Filters(metadata={"n": {"$gt": 9}}), 10) == ([], [])

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from app.main import create_app
+from app.settings import Settings
 from tests.support.api import ingest
+from tests.support.fakes import FakeEncoder
 
 CORPUS = [
     "She runs along the river every morning.",
@@ -47,17 +50,21 @@ def test_keyword_ranking_matches_fts5(engine: TestClient, query: str) -> None:
     assert found[: len(EXPECTED[query])] == EXPECTED[query]
 
 
-def test_filters_and_restart_on_the_engine(make_client, tmp_path) -> None:
-    settings = {"index_backend": "qdrant", "qdrant_path": tmp_path / "edge", "qdrant_edge": True}
-    client = make_client(**settings)
-    ingest(client, [{"text": text, "metadata": {"n": n % 2}} for n, text in enumerate(CORPUS)])
-    body = client.post(
-        "/api/search",
-        json={"query": "tea", "mode": "keyword", "filters": {"metadata": {"n": 1}}},
-    ).json()
-    assert [hit["chunk"]["text"] for hit in body["hits"]] == [CORPUS[5]]
-    client.app.state.indexes.close()
-    restarted = make_client(**settings)
-    assert restarted.app.state.indexes.check(1).ok
-    hits = restarted.post("/api/search", json={"query": "windowsills"}).json()["hits"]
-    assert hits[0]["chunk"]["text"] == CORPUS[2]
+def test_filters_and_restart_on_the_engine(settings: Settings, tmp_path) -> None:
+    edge = settings.model_copy(
+        update={"index_backend": "qdrant", "qdrant_path": tmp_path / "edge", "qdrant_edge": True}
+    )
+    with TestClient(create_app(edge, load=lambda spec: FakeEncoder())) as client:
+        client.app.state.engine.wait_ready(10)
+        records = [{"text": text, "metadata": {"n": n % 2}} for n, text in enumerate(CORPUS)]
+        ingest(client, records)
+        body = client.post(
+            "/api/search",
+            json={"query": "tea", "mode": "keyword", "filters": {"metadata": {"n": 1}}},
+        ).json()
+        assert [hit["chunk"]["text"] for hit in body["hits"]] == [CORPUS[5]]
+    with TestClient(create_app(edge, load=lambda spec: FakeEncoder())) as restarted:
+        restarted.app.state.engine.wait_ready(10)
+        assert restarted.app.state.indexes.check(1).ok
+        hits = restarted.post("/api/search", json={"query": "windowsills"}).json()["hits"]
+        assert hits[0]["chunk"]["text"] == CORPUS[2]
