@@ -33,6 +33,7 @@ BENCHES = {
     "scifact": True,
     "index_scale": True,
     "clustering": True,
+    "folders": True,
     "load": False,  # mixed load for 60 s; not among the figures
 }
 ROOT = Path(__file__).resolve().parent.parent
