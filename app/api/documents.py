@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
-from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
+from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, SettingsDep, StoreDep
+from app.api.filters import parse_filters
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
-from app.ingest.extract import extract, json_record
+from app.ingest.extract import RecordLimits, extract, json_record
 from app.ingest.jobs import Source
+from app.ingest.sandbox import SandboxLimits, extract_sandboxed, sandboxed
 from app.ingest.synced import check_path, tag_documents
 from app.ingest.worker import JobWorker
+from app.jsonvalues import bounded
+from app.settings import Settings
+from app.store.database import Store
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
+Body = TypeVar("Body", bound=BaseModel)
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -98,8 +104,11 @@ def document_json(document: Document) -> dict[str, Any]:
 
 
 async def _sources_from_form(
-    request: Request, max_files: int
+    request: Request, settings: Settings
 ) -> tuple[str, list[tuple[Source, AppError | None]]]:
+    limits = RecordLimits.of(settings)
+    sandbox = SandboxLimits.of(settings)
+    max_files = settings.max_files_per_upload
     # Each file may come with its path (field 'paths', in the files' order): a field per file.
     async with request.form(max_files=max_files, max_fields=max_files + 100) as form:
         uploads = [
@@ -111,11 +120,25 @@ async def _sources_from_form(
         if not isinstance(collection, str):
             raise BadRequest("'collection' must be a text field.", param="collection")
         paths = _paths(form.getlist("paths"), len(uploads))
-        sources = []
+        sources: list[tuple[Source, AppError | None]] = []
         for upload, path in zip(uploads, paths, strict=True):
-            data = await upload.read()
-            name = upload.filename or "upload"
-            sources.append(await asyncio.to_thread(_extract, name, data, path))
+            name, data = upload.filename or "upload", await upload.read()
+            try:
+                if sandboxed(name):
+                    documents = await extract_sandboxed(
+                        name, data, sandbox, request.is_disconnected
+                    )
+                else:
+                    documents = await asyncio.to_thread(extract, name, data)
+                for number, document in enumerate(documents, 1):
+                    where = name if len(documents) == 1 else f"{name} record {number}"
+                    limits.check(document, where)
+            except AppError as error:  # it fails alone, so the rest of a batch can go in
+                sources.append((Source(name, error=error.message, path=path), error))
+                continue
+            if path is not None:
+                tag_documents(documents, path, data)
+            sources.append((Source(name, documents, path=path), None))
     return collection, sources
 
 
@@ -132,33 +155,37 @@ def _paths(values: list[Any], files: int) -> list[str | None]:
     return [check_path(v) for v in values]
 
 
-def _extract(name: str, data: bytes, path: str | None = None) -> tuple[Source, AppError | None]:
-    """Extract one file; a failure stays with its file, so the rest of a batch can go in."""
-    try:
-        documents = extract(name, data)
-    except AppError as error:
-        return Source(name, error=error.message, path=path), error
-    if path is not None:
-        tag_documents(documents, path, data)
-    return Source(name, documents, path=path), None
-
-
-def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]]:
-    documents = [
-        json_record(d.model_dump(), f"documents[{i}]") for i, d in enumerate(body.documents)
-    ]
+def _sources_from_json(
+    body: DocumentsIn, limits: RecordLimits
+) -> list[tuple[Source, AppError | None]]:
+    documents = []
+    for i, record in enumerate(body.documents):
+        documents.append(document := json_record(record.model_dump(), f"documents[{i}]"))
+        limits.check(document, f"documents[{i}]")
     return [(Source("request.json", documents), None)]
 
 
 async def _read_json(request: Request) -> DocumentsIn:
+    return await _read_model(request, DocumentsIn)
+
+
+async def _read_model(request: Request, model: type[Body]) -> Body:
     try:
-        return DocumentsIn.model_validate_json(await request.body())
+        return model.model_validate_json(await request.body())
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         if first["type"] == "json_invalid":
             raise BadRequest("The body is not valid JSON.") from None
         raise BadRequest(f"Invalid value for '{where}': {first['msg']}.", param=where) from None
+
+
+async def _finished(store: Store, job: Job) -> Job:
+    """The job once it has ended: whichever replica runs it, the database says when."""
+    while job.state not in ("done", "failed"):
+        await asyncio.sleep(0.05)
+        job = await asyncio.to_thread(store.get_job, job.id)
+    return job
 
 
 @router.post("/api/documents", status_code=202)
@@ -171,12 +198,11 @@ async def create_documents(
     """Upload documents: multipart files (field `files`) or JSON records; runs as a job."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        collection, extracted = await _sources_from_form(
-            request, request.app.state.settings.max_files_per_upload
-        )
+        collection, extracted = await _sources_from_form(request, request.app.state.settings)
     elif "json" in content_type:
         body = await _read_json(request)
-        collection, extracted = body.collection, _sources_from_json(body)
+        limits = RecordLimits.of(request.app.state.settings)
+        collection, extracted = body.collection, _sources_from_json(body, limits)
     else:
         raise UnsupportedMediaType(
             "Upload files as multipart/form-data (field 'files') or send JSON records with "
@@ -191,11 +217,8 @@ async def create_documents(
         reasons = "; ".join(f"{s.name}: {s.error}" for s in sources)
         raise Unprocessable(f"None of the files could be read. {reasons}")
     job = await asyncio.to_thread(worker.submit, collection, sources)
-    if wait:  # whichever replica runs the job, it is finished when the database says so
-        while job.state not in ("done", "failed"):
-            await asyncio.sleep(0.05)
-            job = await asyncio.to_thread(store.get_job, job.id)
-        return JSONResponse(job_json(job), status_code=200)
+    if wait:
+        return JSONResponse(job_json(await _finished(store, job)), status_code=200)
     return JSONResponse(job_json(job), status_code=202)
 
 
@@ -208,16 +231,27 @@ def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
 @router.get("/api/documents")
 def list_documents(
     store: StoreDep,
+    settings: SettingsDep,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT)] = 0,
+    filters: Annotated[
+        str | None,
+        Query(
+            description='JSON, as in POST /api/search: e.g. `{"metadata": {"year": {"$gte": 2020}}}`'
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Documents, newest first, optionally of one collection."""
+    """Documents, newest first, optionally of one collection and passing a filter."""
     collection_id = store.get_collection(collection).id if collection else None
-    documents, total = store.list_documents(collection_id, limit=limit, offset=offset)
+    documents, total = store.list_documents(
+        collection_id, limit=limit, offset=offset, filters=parse_filters(filters)
+    )
+    # Cut short past the response size limit: the client pages on from offset + len(data).
+    data = bounded([document_json(d) for d in documents], settings.max_response_bytes)
     return {
         "object": "list",
-        "data": [document_json(d) for d in documents],
+        "data": data,
         "total": total,
         "limit": limit,
         "offset": offset,
@@ -242,6 +276,53 @@ def delete_document(
     """Delete a document, its chunks and their vectors."""
     remove_document(store, indexes, document_id)
     return {"id": document_id, "object": "document", "deleted": True}
+
+
+ExternalId = Annotated[str, Path(min_length=1, max_length=1024, description="Your document id.")]
+Collection = Annotated[str, Query(description="The collection the document is in.")]
+
+
+@router.get("/api/documents/external/{external_id:path}")
+def get_external(
+    external_id: ExternalId, store: StoreDep, collection: Collection = "default"
+) -> dict[str, Any]:
+    """The document with this external id, with its text and chunks."""
+    document = store.find_external(store.get_collection(collection).id, external_id)
+    return get_document(document.id, store)
+
+
+@router.put("/api/documents/external/{external_id:path}")
+async def put_external(
+    external_id: ExternalId,
+    request: Request,
+    worker: WorkerDep,
+    store: StoreDep,
+    collection: Collection = "default",
+) -> dict[str, Any]:
+    """Create or replace the document with this external id; answers when it is stored."""
+    check_collection_name(collection)
+    body = await _read_model(request, DocumentIn)
+    record = json_record({**body.model_dump(), "external_id": external_id}, "body")
+    RecordLimits.of(request.app.state.settings).check(record, "body")
+    job = await asyncio.to_thread(worker.submit, collection, [Source("request.json", [record])])
+    job = await _finished(store, job)
+    if job.state == "failed":
+        raise Unprocessable(job.error or "The document could not be stored.")
+    found = store.find_external(store.get_collection(collection).id, external_id)
+    return {**get_document(found.id, store), "job": job_json(job)}
+
+
+@router.delete("/api/documents/external/{external_id:path}")
+def delete_external(
+    external_id: ExternalId,
+    store: StoreDep,
+    indexes: IndexesDep,
+    collection: Collection = "default",
+) -> dict[str, Any]:
+    """Delete the document with this external id, its chunks and their vectors."""
+    document = store.find_external(store.get_collection(collection).id, external_id)
+    remove_document(store, indexes, document.id)
+    return {"id": document.id, "external_id": external_id, "object": "document", "deleted": True}
 
 
 @router.get("/api/collections")
