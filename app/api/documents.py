@@ -16,7 +16,7 @@ from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
-from app.ingest.jobs import Source
+from app.ingest.sources import Source
 from app.ingest.synced import check_path, tag_documents
 from app.ingest.worker import JobWorker
 from app.store.records import Document, Job
