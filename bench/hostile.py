@@ -97,7 +97,12 @@ async def ordinary(
             errors.append(f"{response.status_code} {response.text[:100]}")
 
 
-async def hostile(client: httpx.AsyncClient, stop: float, statuses: dict[str, list[int]]) -> None:
+async def hostile(
+    client: httpx.AsyncClient,
+    stop: float,
+    statuses: dict[str, list[int]],
+    requests: list[tuple[str, str, dict]],
+) -> None:
     """Send each hostile request over and over, all kinds at once, until ``stop``."""
 
     async def repeat(name: str, path: str, kwargs: dict) -> None:
@@ -105,11 +110,13 @@ async def hostile(client: httpx.AsyncClient, stop: float, statuses: dict[str, li
             response = await client.post(path, timeout=600, **kwargs)
             statuses.setdefault(name, []).append(response.status_code)
 
-    await asyncio.gather(*(repeat(*request) for request in hostile_requests()))
+    await asyncio.gather(*(repeat(*request) for request in requests))
 
 
-async def phase(url: str, pid: int, clients: int, seconds: float, with_hostile: bool) -> dict:
-    """One phase: ordinary clients, with or without the hostile ones; latencies and peak RSS."""
+async def phase(
+    url: str, pid: int, clients: int, seconds: float, requests: list[tuple[str, str, dict]]
+) -> dict:
+    """One phase: ordinary clients, beside ``requests`` (hostile) if any; latencies, peak RSS."""
     latencies: list[float] = []
     errors: list[str] = []
     statuses: dict[str, list[int]] = {}
@@ -118,8 +125,8 @@ async def phase(url: str, pid: int, clients: int, seconds: float, with_hostile: 
     limits = httpx.Limits(max_connections=clients + 16)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         tasks = [ordinary(client, stop, latencies, errors) for _ in range(clients)]
-        if with_hostile:
-            tasks.append(hostile(client, stop, statuses))
+        if requests:
+            tasks.append(hostile(client, stop, statuses, requests))
         work = asyncio.gather(*tasks)
         while not work.done():
             await asyncio.wait([work], timeout=0.5)
@@ -159,8 +166,9 @@ def main() -> None:
         running_server(Path(tmp), timeout=600) as (url, proc, _),
     ):
         seed(url)
-        base = asyncio.run(phase(url, proc.pid, args.clients, args.seconds, with_hostile=False))
-        loaded = asyncio.run(phase(url, proc.pid, args.clients, args.seconds, with_hostile=True))
+        requests = hostile_requests()  # built beforehand: a DOCX bomb takes seconds to deflate
+        base = asyncio.run(phase(url, proc.pid, args.clients, args.seconds, []))
+        loaded = asyncio.run(phase(url, proc.pid, args.clients, args.seconds, requests))
     report = {
         "clients": args.clients,
         "seconds": args.seconds,
