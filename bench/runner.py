@@ -29,6 +29,7 @@ from tests.support.datasets import DATA_ENV
 # Benchmark modules of bench/, in running order; True where a plain run includes it.
 BENCHES = {
     "embeddings": True,
+    "wrk": True,  # rows say "not run" where wrk is not installed
     "backends": True,
     "scifact": True,
     "index_scale": True,
