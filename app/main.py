@@ -11,7 +11,7 @@ import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search
-from app.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
@@ -23,6 +23,7 @@ from app.settings import Settings, get_settings
 from app.store.database import Store
 from app.store.indexes import Indexes
 from app.web import install as install_web
+from app.web import not_found_page
 
 log = logging.getLogger("embedsearch")
 
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         store,
         indexes,
         embedder,
-        tokenizer=lambda: engine.encoder().tokenizer,
+        encoder=engine.encoder,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )
@@ -125,13 +126,14 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.state.indexes = indexes
     app.state.embedder = embedder
     app.state.ingestor = ingestor
-    errors.install(app)
+    errors.install(app, page_for_404=not_found_page)
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(clusters.router)
     install_web(app)
+    app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,

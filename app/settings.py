@@ -53,7 +53,9 @@ class Settings(BaseSettings):
         100 * 1024 * 1024, description="Largest multipart upload (all files together), in bytes."
     )
     max_files_per_upload: int = Field(1000, description="Most files in one upload.")
-    chunk_tokens: int = Field(200, description="Most tokens in a chunk (at most 254).")
+    chunk_tokens: int = Field(
+        200, description="Most tokens in a chunk (at most the model's window: 254 for MiniLM)."
+    )
     chunk_overlap: int = Field(40, description="Tokens shared by consecutive chunks.")
     embeddings_url: str | None = Field(
         None,
@@ -90,6 +92,15 @@ class Settings(BaseSettings):
         32,
         description="Lists an approximate (IVF) index searches per query: more is slower, surer.",
     )
+
+    max_query_words: int = Field(
+        256, description="Most words in a search query; a longer one is refused with 400."
+    )
+    max_query_bytes: int = Field(
+        8192, description="Largest search query, in bytes (UTF-8); a longer one is refused."
+    )
+    max_filter_keys: int = Field(32, description="Most metadata fields one search filter may test.")
+    max_clusters: int = Field(100, description="Largest k a clustering may ask for.")
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -120,6 +120,14 @@ def check_k(k: int | None, documents: int) -> None:
         )
 
 
+def check_most_k(k: int | None, most: int) -> None:
+    """BadRequest if ``k`` asks for more clusters than the server allows (the cost grows with k)."""
+    if k is not None and k > most:
+        raise BadRequest(
+            f"'k' may be at most {most} (EMBEDSEARCH_MAX_CLUSTERS); got {k}.", param="k"
+        )
+
+
 @contextmanager
 def _one_openmp_thread() -> Iterator[None]:
     """Run FAISS single-threaded in this thread (the setting is per thread), then restore it.

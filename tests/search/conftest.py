@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from app.search import Searcher
+from app.search.search import QueryLimits
+from app.settings import Settings
 from app.store.database import Store
 from app.store.indexes import Indexes
 from app.store.records import Collection
@@ -25,7 +27,7 @@ def indexes(store: Store) -> Indexes:
 
 @pytest.fixture
 def searcher(store: Store, indexes: Indexes, embedder: FakeEmbedder) -> Searcher:
-    return Searcher(store, indexes, embedder)
+    return Searcher(store, indexes, embedder, QueryLimits.of(Settings(_env_file=None)))
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import pytest
 from app.embeddings.models import bundled_minilm
 from app.embeddings.torch_encoder import SentenceTransformerEncoder
 from app.search import Searcher, SearchQuery
+from app.search.search import QueryLimits
+from app.settings import Settings
 from app.store.database import Store
 from app.store.indexes import Indexes
 from app.store.records import ChunkRecord
@@ -85,7 +87,7 @@ def searcher() -> Searcher:
         }
         added = store.add_document(collection.id, fields, chunks, vectors)
         indexes.add(collection.id, np.array(added.chunk_ids), vectors)
-    return Searcher(store, indexes, embedder)
+    return Searcher(store, indexes, embedder, QueryLimits.of(Settings(_env_file=None)))
 
 
 @pytest.mark.parametrize("mode", ["semantic", "keyword", "hybrid"])
