@@ -133,12 +133,15 @@ def case(
         script = Path(tmp) / "bodies.lua"
         script.write_text(lua_script(bodies(texts, per_request)))
         raw_size = max(per_request, 8)  # int8 runs each row alone: batch size barely matters
+        seconds = plan["seconds"]
         for _ in range(plan["rounds"]):
-            raw_rate, raw_cpu = raw_round(encoder, texts, raw_size, plan["seconds"])
+            raw_rate, raw_cpu = raw_round(encoder, texts, raw_size, seconds)
+            # A round must outlast a few turns of every connection, however slow the machine.
+            seconds = min(max(plan["seconds"], round(4 * clients * per_request / raw_rate)), 30)
             cpu = cpu_seconds(pid)
-            http = wrk(url, script, clients, plan["seconds"])
-            served = max(http["requests_per_s"] * plan["seconds"], 1)
-            outside = (cpu_seconds(pid) - cpu) / served - per_request * raw_cpu
+            http = wrk(url, script, clients, seconds)
+            served = http["requests_per_s"] * seconds
+            outside = (cpu_seconds(pid) - cpu) / served - per_request * raw_cpu if served else None
             rounds.append((raw_rate, http, outside))
     ratios = [http["requests_per_s"] * per_request / raw for raw, http, _ in rounds]
     return {
@@ -148,12 +151,16 @@ def case(
         "raw_texts_per_s": statistics.mean(raw for raw, _, _ in rounds),
         "ratio_to_raw": statistics.median(ratios),
         "ratios": ratios,
-        "cpu_ms_outside_model": 1000 * statistics.median(o for _, _, o in rounds),
+        "cpu_ms_outside_model": _median_ms([o for _, _, o in rounds if o is not None]),
         "p50_ms": statistics.median(h["p50_ms"] for _, h, _ in rounds),
         "p99_ms": max(h["p99_ms"] for _, h, _ in rounds),
         "non_2xx": sum(h["non_2xx"] for _, h, _ in rounds),
         "load_average": (load_before, os.getloadavg()[0]),
     }
+
+
+def _median_ms(seconds: list[float]) -> float | None:
+    return 1000 * statistics.median(seconds) if seconds else None
 
 
 def run(quick: bool = False) -> dict:
@@ -191,11 +198,15 @@ def table(result: dict) -> str:
     for c in result["cases"]:
         lines.append(
             f"| {_name(c)} | {c['texts_per_s']:.0f} | {c['raw_texts_per_s']:.0f} | "
-            f"{c['ratio_to_raw']:.2f} | {c['cpu_ms_outside_model']:.2f} | {c['p50_ms']:.1f} | "
+            f"{c['ratio_to_raw']:.2f} | {_shown(c['cpu_ms_outside_model'])} | {c['p50_ms']:.1f} | "
             f"{c['p99_ms']:.1f} | {c['non_2xx']} | "
             f"{c['load_average'][0]:.1f} -> {c['load_average'][1]:.1f} |"
         )
     return "\n".join(lines)
+
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def rows(result: dict) -> list[Row]:
