@@ -8,8 +8,10 @@ text times the texts served, is the CPU each request costs outside the model. Th
 is reported beside each case: others' work on the machine skews every figure.
 
 Cases: one short text (a SciFact claim) per request at 1, 16, 64 and 256 connections; 32
-ingestion-sized texts (~200 tokens) per request at 16 connections. Without ``wrk`` on the PATH
-the rows say "not run".
+ingestion-sized texts (~200 tokens) per request at 16 connections. Then a search user beside a
+busy server: searches one after another while 64 wrk connections send short texts and a bulk
+upload of SciFact ingests, p50/p99 of the searches (the engine serves a search query first).
+Without ``wrk`` on the PATH the rows say "not run".
 
     python -m bench --only wrk [--quick]   (or python -m bench.wrk)
 """
@@ -24,9 +26,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from app.embeddings.encoder import encode_batches
 from bench.embeddings import MODEL, load_default_encoder, short_texts
@@ -159,6 +164,49 @@ def case(
     }
 
 
+def query_under_load(url: str, script: Path, seconds: int, quick: bool) -> dict:
+    """p50/p99 of searches, one at a time, under 64 wrk connections and a bulk upload."""
+    docs = records(300 if quick else 2000)
+    seed, bulk = docs[:50], docs[50:]
+    _upload(url, seed, wait=True)  # something to search
+    load = subprocess.Popen(
+        ["wrk", "-t1", "-c64", f"-d{seconds}s", "-s", str(script), f"{url}/v1/embeddings"],
+        stdout=subprocess.DEVNULL,
+    )
+    uploading = threading.Thread(target=_upload, args=(url, bulk, False))
+    uploading.start()
+    load_before = os.getloadavg()[0]
+    queries = short_texts()
+    latencies = []
+    deadline = time.perf_counter() + seconds - 1
+    with httpx.Client(base_url=url, timeout=60) as http:
+        time.sleep(1)  # let the load build up
+        while time.perf_counter() < deadline:
+            body = {"query": queries[len(latencies) % len(queries)], "k": 10}
+            start = time.perf_counter()
+            http.post("/api/search", json=body).raise_for_status()
+            latencies.append((time.perf_counter() - start) * 1000)
+    load.wait()
+    uploading.join()
+    latencies.sort()
+    return {
+        "searches": len(latencies),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)],
+        "load_average": (load_before, os.getloadavg()[0]),
+    }
+
+
+def _upload(url: str, docs: list[dict], wait: bool) -> None:
+    body = "\n".join(json.dumps(d) for d in docs).encode()
+    httpx.post(
+        f"{url}/api/documents",
+        params={"wait": str(wait).lower()},
+        files={"files": ("scifact.jsonl", body)},
+        timeout=600,
+    ).raise_for_status()
+
+
 def _median_ms(seconds: list[float]) -> float | None:
     return 1000 * statistics.median(seconds) if seconds else None
 
@@ -178,7 +226,11 @@ def run(quick: bool = False) -> dict:
         case(url, proc.pid, encoder, short, 1, 16, warm)
         cases = [case(url, proc.pid, encoder, short, 1, n, plan) for n in CLIENTS]
         cases.append(case(url, proc.pid, encoder, long, LONG_PER_REQUEST, 16, plan))
-    return {"cases": cases}
+        with tempfile.TemporaryDirectory() as scripts:
+            script = Path(scripts) / "bodies.lua"
+            script.write_text(lua_script(bodies(short, 1)))
+            query = query_under_load(url, script, 10 if quick else 30, quick)
+    return {"cases": cases, "query_under_load": query}
 
 
 def _name(c: dict) -> str:
@@ -202,6 +254,12 @@ def table(result: dict) -> str:
             f"{c['p99_ms']:.1f} | {c['non_2xx']} | "
             f"{c['load_average'][0]:.1f} -> {c['load_average'][1]:.1f} |"
         )
+    q = result["query_under_load"]
+    lines.append(
+        f"\nSearches under 64 wrk connections and a bulk upload: {q['searches']} searches, "
+        f"p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms (load average "
+        f"{q['load_average'][0]:.1f} -> {q['load_average'][1]:.1f})"
+    )
     return "\n".join(lines)
 
 
@@ -235,6 +293,11 @@ def rows(result: dict) -> list[Row]:
     for clients in (64, 256):  # more clients must not lower throughput (rates drift: use ratios)
         scaled = short[clients]["ratio_to_raw"] / short[16]["ratio_to_raw"]
         out.append(at_least(f"wrk {clients} conn / 16 conn, short texts", scaled, 1.0, "x"))
+    q = result["query_under_load"]
+    load = f"load {q['load_average'][0]:.1f}"
+    measure = f"search p99 under 64 wrk conn + bulk upload ({load})"
+    out.append(Row(f"search p50 under 64 wrk conn + bulk upload ({load})", q["p50_ms"], "ms"))
+    out.append(at_most(measure, q["p99_ms"], 50, "ms"))
     return out
 
 
