@@ -12,12 +12,12 @@ from fastapi import Depends, Path, Request
 from pydantic import Field
 
 from app.embeddings.engine import Engine
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search import Searcher
 from app.search.search import QueryLimits
 from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 
 
 async def get_settings(request: Request) -> Settings:

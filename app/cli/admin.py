@@ -44,7 +44,7 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
         clean &= report.ok
         state = "ok" if report.ok else "MISMATCH"
         print(
-            f"{collection.name}: {state} (file {report.file}, index version "
+            f"{collection.name}: {state} (index {report.state}, index version "
             f"{report.index_version}, store version {report.store_version}, "
             f"{report.missing} missing, {report.extra} extra"
             + (f"; {report.action})" if args.repair else ")")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from app.settings import DEFAULTS
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -40,8 +42,8 @@ def chunk_text(
     text: str,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    max_tokens: int = 200,
-    overlap: int = 40,
+    max_tokens: int = DEFAULTS.chunk_tokens,
+    overlap: int = DEFAULTS.chunk_overlap,
     sections: list[tuple[int, str]] | None = None,
 ) -> list[Chunk]:
     """Chunks of ``text`` whose ``embed_text`` fits ``max_tokens``, none crossing a section.

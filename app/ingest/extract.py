@@ -35,6 +35,7 @@ _TYPES = {
     ".json": "json",
     ".jsonl": "json",
 }
+FILE_TYPES = tuple(_TYPES)  # the file name endings read, for clients walking a folder
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 # Elements that start a new paragraph; everything else flows inline.
 # fmt: off

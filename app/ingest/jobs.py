@@ -24,11 +24,13 @@ import numpy as np
 from app.embeddings.backends import compatible_backends
 from app.embeddings.encoder import Encoder
 from app.errors import AppError, Conflict, Unprocessable
+from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
+from app.ingest.synced import remove_leftovers
+from app.settings import DEFAULTS
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
@@ -43,6 +45,7 @@ class FileSummary(TypedDict):
     """What became of one file, as a job's result shows it."""
 
     name: str
+    path: str | None
     status: str
     added: int
     replaced: int
@@ -70,6 +73,7 @@ class Source:
     name: str
     documents: list[Extracted] = field(default_factory=list)
     error: str | None = None  # why the file could not be read at all
+    path: str | None = None  # relative to a synced folder (app.ingest.synced)
     added: int = 0
     replaced: int = 0
     duplicate: int = 0
@@ -99,6 +103,7 @@ class Source:
             reasons.append(f"and {len(self.failures) - SHOWN_FAILURES} more documents failed")
         return {
             "name": self.name,
+            "path": self.path,
             "status": self.status,
             "added": self.added,
             "replaced": self.replaced,
@@ -128,8 +133,8 @@ class Ingestor:
         embedder: Embedder,
         encoder: Callable[[], Encoder],
         *,
-        chunk_tokens: int = 200,
-        chunk_overlap: int = 40,
+        chunk_tokens: int = DEFAULTS.chunk_tokens,
+        chunk_overlap: int = DEFAULTS.chunk_overlap,
     ) -> None:
         self.store = store
         self.indexes = indexes
@@ -179,6 +184,14 @@ class Ingestor:
             self.store.update_job(job_id, done=done, result=_summary(sources))
         if target is not None:
             self.indexes.save(target.id)
+        if existing := _existing_collection(self.store, collection):
+            # A file that now holds fewer records than before leaves documents to delete.
+            files = {
+                s.path: {str(d.external_id) for d in s.documents}
+                for s in sources
+                if s.path and not s.error
+            }
+            remove_leftovers(self.store, self.indexes, existing.id, files)
         return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
 
     def _collection(self, name: str, dimensions: int) -> Collection:
@@ -206,9 +219,7 @@ class Ingestor:
         for source in sources:
             for document in source.documents:
                 digest = hashlib.sha256(document.text.encode()).hexdigest()
-                if digest in seen or (
-                    existing and self.store.find_document(existing.id, content_hash=digest)
-                ):
+                if self._unchanged(existing, document, digest, seen):
                     source.duplicate += 1
                     continue
                 seen.add(digest)
@@ -224,6 +235,23 @@ class Ingestor:
                     continue
                 replace = existing and self._replaced(existing.id, source, document)
                 yield _Pending(source, document, chunks, digest, replace.id if replace else None)
+
+    def _unchanged(
+        self, existing: Collection | None, document: Extracted, digest: str, seen: set[str]
+    ) -> bool:
+        """Nothing to store: a document with an external id is unchanged if that id holds the
+        same text and metadata; any other, if the collection (or this job) has its text."""
+        if document.external_id:
+            if existing is None:
+                return False
+            current = self.store.find_document(existing.id, external_id=document.external_id)
+            return current is not None and (current.content_hash, current.metadata) == (
+                digest,
+                document.metadata,
+            )
+        return digest in seen or bool(
+            existing and self.store.find_document(existing.id, content_hash=digest)
+        )
 
     def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Document | None:
         """The stored document this one replaces: same external id, or same file name."""

@@ -104,7 +104,7 @@ def document_vectors(
     return ids, normalise(np.add.reduceat(chunk_vectors[order], starts, axis=0))
 
 
-def check_k(k: int | None, documents: int) -> None:
+def check_clusters(k: int | None, documents: int) -> None:
     """BadRequest unless ``k`` (None meaning automatic) can cluster this many documents."""
     if documents < 2:
         raise BadRequest(
@@ -319,7 +319,7 @@ def cluster_documents(
 
     Clusters are numbered by size, largest first; each gets a label from its top terms.
     """
-    check_k(k, len(document_ids))
+    check_clusters(k, len(document_ids))
     auto = k is None
     silhouettes: dict[int, float] = {}
     if k is None:

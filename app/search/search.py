@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.errors import BadRequest, Conflict
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search.snippets import CLOSE, OPEN, snippet
 from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.keywords import WORDS
 from app.store.records import Chunk, Collection, Document, Scalar
 

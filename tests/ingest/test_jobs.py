@@ -7,11 +7,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
 from app.ingest.delete import delete_document
 from app.ingest.extract import Extracted
 from app.ingest.jobs import Ingestor, Source
 from app.store.database import Store
-from app.store.indexes import Indexes
 from tests.support.fakes import FakeEmbedder, FakeEncoder
 
 ENCODER = FakeEncoder()
@@ -38,7 +39,9 @@ def doc(text: str, title: str = "") -> Extracted:
 
 @pytest.fixture
 def ingestor(store: Store) -> Iterator[Ingestor]:
-    ingestor = Ingestor(store, Indexes(store), FakeEmbedder(), encoder=lambda: ENCODER)
+    ingestor = Ingestor(
+        store, Indexes(store, FaissFiles(None)), FakeEmbedder(), encoder=lambda: ENCODER
+    )
     yield ingestor
     ingestor.shutdown()
 
@@ -71,7 +74,7 @@ def test_a_record_without_text_fails_alone_and_is_named(ingestor: Ingestor) -> N
 
 def test_a_document_the_embedder_refuses_fails_alone(store: Store) -> None:
     embedder = PickyEmbedder(refuse="poison")
-    ingestor = Ingestor(store, Indexes(store), embedder, encoder=lambda: ENCODER)
+    ingestor = Ingestor(store, Indexes(store, FaissFiles(None)), embedder, encoder=lambda: ENCODER)
     sources = [Source(f"{name}.txt", [doc(f"{name} is a word about {name}.")]) for name in "abc"]
     sources.insert(1, Source("bad.txt", [doc("This one holds poison.")]))
     result = run(ingestor, sources)
@@ -109,7 +112,11 @@ def test_many_failures_are_counted_not_all_listed(ingestor: Ingestor) -> None:
 
 def test_chunks_larger_than_the_model_window_fail_the_job_with_the_fix(store: Store) -> None:
     ingestor = Ingestor(
-        store, Indexes(store), FakeEmbedder(), encoder=lambda: ENCODER, chunk_tokens=300
+        store,
+        Indexes(store, FaissFiles(None)),
+        FakeEmbedder(),
+        encoder=lambda: ENCODER,
+        chunk_tokens=300,
     )
     job = store.create_job("notes", total=0)
     failed = ingestor.run(job.id, "notes", [Source("a.txt", [doc("Some text.")])])
