@@ -29,11 +29,11 @@ from tests.support.datasets import DATA_ENV
 # Benchmark modules of bench/, in running order; True where a plain run includes it.
 BENCHES = {
     "embeddings": True,
-    "wrk": True,  # rows say "not run" where wrk is not installed
     "backends": True,
     "scifact": True,
     "index_scale": True,
     "clustering": True,
+    "wrk": True,  # HTTP against the raw engine with wrk; rows say "not run" without it
     "load": False,  # mixed load for 60 s; not among the figures
 }
 ROOT = Path(__file__).resolve().parent.parent

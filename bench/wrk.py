@@ -33,8 +33,7 @@ from typing import Any
 
 import httpx
 
-from app.embeddings.encoder import encode_batches
-from bench.embeddings import MODEL, load_default_encoder, short_texts
+from bench.embeddings import MODEL, load_default_encoder, rate_and_cpu, short_texts
 from bench.ingest import records
 from bench.runner import Row, at_least, at_most, run_alone
 from tests.support.server import running_server
@@ -108,19 +107,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def raw_round(encoder: Any, texts: list[str], size: int, seconds: float) -> tuple[float, float]:
-    """Texts/s of the raw engine (tokenise + encode, batches of ``size``) and its CPU-s per text."""
-    done, cpu, start = 0, time.process_time(), time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        batches = []
-        for _ in range(encoder.concurrency):
-            offset = done % len(texts)
-            batches.append(encoder.tokenize(texts[offset : offset + size]))
-            done += len(batches[-1])
-        encode_batches(encoder, batches)
-    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done
-
-
 def long_texts(encoder: Any, count: int = 2000) -> list[str]:
     """SciFact abstracts cut to their first ``LONG_TOKENS`` tokens: ingestion-sized texts."""
     docs = [doc["text"] for doc in records(count)]
@@ -140,7 +126,7 @@ def case(
         raw_size = max(per_request, 8)  # int8 runs each row alone: batch size barely matters
         seconds = plan["seconds"]
         for _ in range(plan["rounds"]):
-            raw_rate, raw_cpu = raw_round(encoder, texts, raw_size, seconds)
+            raw_rate, raw_cpu = rate_and_cpu(encoder, texts, raw_size, seconds)
             # A round must outlast a few turns of every connection, however slow the machine.
             seconds = min(max(plan["seconds"], round(4 * clients * per_request / raw_rate)), 30)
             cpu = cpu_seconds(pid)
