@@ -77,6 +77,7 @@ class Engine:
         self.encoders: dict[str, Encoder] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
+        self.max_queued = max_queued
         self._queue = Lanes(max_queued)
         self._cond = threading.Condition()
         self._stopping = False
