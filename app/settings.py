@@ -90,6 +90,36 @@ class Settings(BaseSettings):
         description="Vectors in a collection above which its index turns from exact search to "
         "approximate (IVF); back to exact below half of it.",
     )
+    database_url: str | None = Field(
+        None,
+        description="Database: unset uses the SQLite file `embedsearch.db` in the data "
+        "directory; `postgresql://user@host:5432/name` a PostgreSQL database that many replicas "
+        "share.",
+    )
+    database_pool_size: int = Field(
+        10, description="Most connections one replica opens to PostgreSQL."
+    )
+    job_lease_seconds: float = Field(
+        30.0,
+        description="How long a replica's claim on an ingestion job lasts unless renewed (it "
+        "renews every third of it); a job of a replica that died is taken over after this.",
+    )
+    job_poll_seconds: float = Field(
+        1.0, description="How often a replica looks for ingestion jobs queued by other replicas."
+    )
+    job_max_attempts: int = Field(
+        3, description="Claims of one ingestion job (replicas dying under it) before it fails."
+    )
+    index_follow_seconds: float = Field(
+        0.0,
+        description="Least time between a replica's checks that its index has every change in "
+        "the database; 0: before every search, so a search sees every write committed before it.",
+    )
+    removals_keep_seconds: float = Field(
+        86_400.0,
+        description="How long removed chunk ids are kept for indexes to follow; an index older "
+        "than that compares every id instead.",
+    )
     index_nprobe: int = Field(
         32,
         description="Lists an approximate (IVF) index searches per query: more is slower, surer.",
@@ -103,6 +133,39 @@ class Settings(BaseSettings):
     )
     max_filter_keys: int = Field(32, description="Most metadata fields one search filter may test.")
     max_clusters: int = Field(100, description="Largest k a clustering may ask for.")
+
+    max_metadata_depth: int = Field(
+        16, description="Deepest nesting of objects and arrays in a document's metadata."
+    )
+    max_metadata_bytes: int = Field(
+        65_536, description="Largest metadata of one document, in bytes of JSON."
+    )
+    max_title_chars: int = Field(1000, description="Longest title a document may be given.")
+    max_hit_chars: int = Field(
+        4000,
+        description="Most characters of chunk text in one search hit; longer texts are cut and "
+        "flagged `text_truncated`.",
+    )
+    max_response_bytes: int = Field(
+        8 * 1024 * 1024,
+        description="Largest list of hits in one response, in bytes of JSON; past it the list "
+        "is cut (page on with `offset`).",
+    )
+
+    extract_cpu_seconds: int = Field(
+        60, description="CPU seconds the child process reading one PDF or DOCX file may use."
+    )
+    extract_memory_mb: int = Field(
+        512, description="Memory (address space, MB) of the child process reading one PDF or DOCX."
+    )
+    extract_timeout: float = Field(
+        120, description="Seconds of wall time reading one PDF or DOCX file may take."
+    )
+    shutdown_timeout: int = Field(
+        10,
+        description="Seconds `serve` waits for requests in flight when stopping before cancelling "
+        "them (a file being read is killed).",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

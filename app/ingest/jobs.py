@@ -1,9 +1,10 @@
 """Ingestion jobs: extracted documents are deduplicated, chunked, embedded and stored.
 
-Jobs run one at a time on a background thread, in the order they came. Each document is stored
-in one SQLite transaction and then added to the vector index; the index file is saved as the job
-goes and at its end. A crash between the two leaves SQLite ahead of the index, and start-up
-brings the index back up to date from the stored vectors.
+A job is stored with what it ingests (``sources_payload``) and run by whichever replica's
+worker claims it (``app.ingest.worker``). Each document is stored in one database transaction;
+the vector index follows the database, and its file is saved as the job goes and at its end. A
+job taken over from a replica that died skips the documents that replica already stored (same
+content), so nothing is stored twice.
 
 A document that cannot be chunked, embedded or stored fails alone: its file reports the reason
 and the job carries on with the others.
@@ -16,14 +17,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TypedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypedDict
 
 import numpy as np
 
 from app.embeddings.backends import compatible_backends
 from app.embeddings.encoder import Encoder
-from app.errors import AppError, Conflict, Unprocessable
+from app.errors import AppError, Conflict, RateLimited, Unprocessable
 from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
@@ -31,12 +32,14 @@ from app.ingest.extract import Extracted
 from app.ingest.synced import remove_leftovers
 from app.settings import DEFAULTS
 from app.store.database import Store
+from app.store.jobs import LeaseLost
 from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
 
-GROUP_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
+BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
 SHOWN_FAILURES = 5  # reasons a file's error names; the count says how many more there were
 NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
 
@@ -114,6 +117,38 @@ class Source:
         }
 
 
+def sources_payload(sources: list[Source]) -> list[dict[str, Any]]:
+    """Sources as JSON, for a job any replica can run."""
+    return [
+        {
+            "name": s.name,
+            "path": s.path,
+            "error": s.error,
+            "documents": [asdict(d) for d in s.documents],
+        }
+        for s in sources
+    ]
+
+
+def sources_from_payload(
+    payload: list[dict[str, Any]], result: dict[str, Any] | None
+) -> list[Source]:
+    """Sources from a job's payload, with what an earlier attempt's ``result`` recorded."""
+    earlier = {i: f for i, f in enumerate((result or {}).get("files", []))}
+    sources = []
+    for i, item in enumerate(payload):
+        documents = [
+            Extracted(**(d | {"sections": [tuple(s) for s in d["sections"]]}))
+            for d in item["documents"]
+        ]
+        source = Source(item["name"], documents, error=item["error"], path=item["path"])
+        if done := earlier.get(i):
+            source.added, source.replaced = done["added"], done["replaced"]
+            source.duplicate, source.document_ids = done["duplicate"], list(done["documents"])
+        sources.append(source)
+    return sources
+
+
 @dataclass
 class _Pending:
     source: Source
@@ -121,6 +156,9 @@ class _Pending:
     chunks: list[Chunk]
     content_hash: str
     replace_id: int | None
+
+
+Batch = list[tuple[_Pending, int, int]]  # (document, first chunk, end) in one embedding call
 
 
 class Ingestor:
@@ -135,6 +173,8 @@ class Ingestor:
         *,
         chunk_tokens: int = DEFAULTS.chunk_tokens,
         chunk_overlap: int = DEFAULTS.chunk_overlap,
+        max_inputs: int = BATCH_CHUNKS,
+        worker: str | None = None,
     ) -> None:
         self.store = store
         self.indexes = indexes
@@ -142,46 +182,58 @@ class Ingestor:
         self.encoder = encoder  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="embedsearch-ingest")
+        self.batch_chunks = min(BATCH_CHUNKS, max_inputs)  # within the embeddings API's cap
+        self.worker = worker  # the job's holder: its writes stop if another takes it over
 
-    def submit(self, collection: str, sources: list[Source]) -> tuple[Job, Future[Job]]:
-        """Queue a job; returns it and a future that resolves when it ends."""
-        job = self.store.create_job(collection, total=0)
-        return job, self._runner.submit(self.run, job.id, collection, sources)
-
-    def shutdown(self) -> None:
-        """Finish the running job and drop queued ones (they are marked failed at next start)."""
-        self._runner.shutdown(wait=True, cancel_futures=True)
-
-    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
-        """Run one job to the end; a failing document fails alone, with its reason."""
+    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job | None:
+        """Run one job to the end; a failing document fails alone, with its reason. None if
+        another worker took the job over meanwhile (this one was too slow to renew its lease)."""
         try:
             return self._run(job_id, collection, sources)
+        except LeaseLost:
+            log.warning("Ingestion job %s was taken over by another worker", job_id)
+            return None
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
-            return self.store.update_job(job_id, state="failed", error=_reason(exc))
+            return self._update(job_id, state="failed", error=_reason(exc))
+
+    def _update(self, job_id: str, **fields: Any) -> Job:
+        return self.store.update_job(job_id, worker=self.worker, **fields)
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
-        self.store.update_job(job_id, state="extracting")
+        self._update(job_id, state="extracting")
         pending = list(self._plan(collection, sources))
         total = sum(len(p.chunks) for p in pending)
-        self.store.update_job(job_id, state="embedding", total=total, result=_summary(sources))
+        self._update(job_id, state="embedding", total=total, result=_summary(sources))
         done = 0
         target: Collection | None = None
-        saved = time.monotonic()
-        for group, results in self._embedded(_groups(pending)):
-            for item, vectors in zip(group, results, strict=True):
-                done += len(item.chunks)
+        saved = reported = time.monotonic()
+        parts: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
+        failed: set[int] = set()  # documents one of whose batches failed
+        for batch, results in self._embedded(_batches(pending, self.batch_chunks)):
+            for (item, first, end), vectors in zip(batch, results, strict=True):
+                done += end - first
+                if id(item) in failed:
+                    continue
                 if isinstance(vectors, Exception):
                     item.source.fail(item.document, _reason(vectors))
+                    failed.add(id(item))
+                    parts.pop(id(item), None)
+                    continue
+                parts.setdefault(id(item), []).append(vectors)
+                if end < len(item.chunks):
                     continue
                 if target is None:
                     target = self._collection(collection, vectors.shape[1])
-                self._store(target, item, vectors)
+                self._store(target, item, np.concatenate(parts.pop(id(item))))
+                if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
+                    self._update(job_id, done=done, result=_summary(sources))
+                    reported = time.monotonic()
             if target is not None and time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
-            self.store.update_job(job_id, done=done, result=_summary(sources))
+            self._update(job_id, done=done, result=_summary(sources))
+            reported = time.monotonic()
         if target is not None:
             self.indexes.save(target.id)
         if existing := _existing_collection(self.store, collection):
@@ -192,7 +244,7 @@ class Ingestor:
                 if s.path and not s.error
             }
             remove_leftovers(self.store, self.indexes, existing.id, files)
-        return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
+        return self._update(job_id, state="done", done=done, result=_summary(sources))
 
     def _collection(self, name: str, dimensions: int) -> Collection:
         """The target collection; Conflict if its vectors came from an incompatible backend."""
@@ -219,6 +271,8 @@ class Ingestor:
         for source in sources:
             for document in source.documents:
                 digest = hashlib.sha256(document.text.encode()).hexdigest()
+                if self._stored_earlier(existing, source, digest):
+                    continue  # stored by an earlier attempt at this job, and counted then
                 if self._unchanged(existing, document, digest, seen):
                     source.duplicate += 1
                     continue
@@ -235,6 +289,13 @@ class Ingestor:
                     continue
                 replace = existing and self._replaced(existing.id, source, document)
                 yield _Pending(source, document, chunks, digest, replace.id if replace else None)
+
+    def _stored_earlier(self, existing: Collection | None, source: Source, digest: str) -> bool:
+        """Whether an earlier attempt at this job (a replica that died) stored this text."""
+        if existing is None or not source.document_ids:
+            return False
+        stored = self.store.find_document(existing.id, content_hash=digest)
+        return stored is not None and stored.id in source.document_ids
 
     def _unchanged(
         self, existing: Collection | None, document: Extracted, digest: str, seen: set[str]
@@ -261,35 +322,46 @@ class Ingestor:
             return self.store.find_document(collection_id, source_name=source.name)
         return None
 
-    def _embedded(
-        self, groups: Iterable[list[_Pending]]
-    ) -> Iterator[tuple[list[_Pending], list[Embedding]]]:
-        """Embed group after group, the next one while the caller stores the last."""
+    def _embedded(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, list[Embedding]]]:
+        """Embed batch after batch, the next one while the caller stores the last."""
         with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
-            previous: tuple[list[_Pending], Future[list[Embedding]]] | None = None
-            for group in groups:
-                current = (group, pool.submit(self._embed, group))
+            previous: tuple[Batch, Future[list[Embedding]]] | None = None
+            for batch in batches:
+                current = (batch, pool.submit(self._embed, batch))
                 if previous:
                     yield previous[0], previous[1].result()
                 previous = current
             if previous:
                 yield previous[0], previous[1].result()
 
-    def _embed(self, group: list[_Pending]) -> list[Embedding]:
-        """Each document's vectors; where one call for the group fails, one call per document,
-        so that a document the embedder refuses fails alone."""
+    def _embed(self, batch: Batch) -> list[Embedding]:
+        """Vectors for each (document, chunks) part; where one call for the batch fails, one
+        call per part, so that a document the embedder refuses fails alone."""
         try:
-            vectors = self.embedder.embed(_texts(group))
+            vectors = self._embed_waiting(_texts(batch))
         except Exception as exc:
-            if len(group) == 1:
+            if len(batch) == 1:
                 return [exc]
-            log.warning("Embedding %d documents failed (%s); retrying one by one", len(group), exc)
-            return [result for item in group for result in self._embed([item])]
-        ends = np.cumsum([len(item.chunks) for item in group])[:-1]
+            log.warning("Embedding %d documents failed (%s); retrying one by one", len(batch), exc)
+            return [result for part in batch for result in self._embed([part])]
+        ends = np.cumsum([end - first for _, first, end in batch])[:-1]
         return list(np.split(vectors, ends))
 
+    def _embed_waiting(self, texts: list[str]) -> np.ndarray:
+        """Vectors for ``texts``; while the model's queue is full, wait for room (back-pressure).
+
+        What ingestion accepted must not fail because interactive requests filled the queue.
+        """
+        pause = 0.05
+        while True:  # the queue drains while the engine runs; once it stops it says so instead
+            try:
+                return self.embedder.embed(texts)
+            except RateLimited:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
     def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
-        """Store one document and index its vectors; a failure fails only this document."""
+        """Store one document (the index follows the store); a failure fails only this document."""
         try:
             self._add(target, item, vectors)
         except Exception as exc:
@@ -313,10 +385,7 @@ class Ingestor:
             for i, c in enumerate(item.chunks)
         ]
         added = self.store.add_document(target.id, fields, records, vectors, item.replace_id)
-        if added.removed_ids:
-            self.indexes.remove(target.id, np.array(added.removed_ids, dtype=np.int64))
-        self.indexes.add(target.id, np.array(added.chunk_ids, dtype=np.int64), vectors)
-        if item.replace_id:
+        if added.replaced:
             item.source.replaced += 1
         else:
             item.source.added += 1
@@ -331,25 +400,33 @@ def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
 
 
-def _texts(group: list[_Pending]) -> list[str]:
-    return [chunk.embed_text for item in group for chunk in item.chunks]
+def _texts(batch: Batch) -> list[str]:
+    return [chunk.embed_text for item, first, end in batch for chunk in item.chunks[first:end]]
 
 
 def _existing_collection(store: Store, name: str) -> Collection | None:
     return next((c for c in store.list_collections() if c.name == name), None)
 
 
-def _groups(pending: list[_Pending]) -> Iterator[list[_Pending]]:
-    group: list[_Pending] = []
-    size = 0
+def _batches(pending: list[_Pending], size: int) -> Iterator[Batch]:
+    """Batches of at most ``size`` chunks, in order; a document's chunks may span many batches.
+
+    So no embedding call grows with a document's size.
+    """
+    batch: Batch = []
+    room = size
     for item in pending:
-        group.append(item)
-        size += len(item.chunks)
-        if size >= GROUP_CHUNKS:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
+        first = 0
+        while first < len(item.chunks):
+            end = min(len(item.chunks), first + room)
+            batch.append((item, first, end))
+            room -= end - first
+            first = end
+            if not room:
+                yield batch
+                batch, room = [], size
+    if batch:
+        yield batch
 
 
 def _summary(sources: list[Source]) -> JobSummary:
