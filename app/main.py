@@ -16,7 +16,7 @@ from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHead
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
-from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm, openai_aliases
 from app.embeddings.queue import Priority
 from app.index.factory import open_indexes
 from app.index.indexes import Indexes
@@ -36,8 +36,11 @@ Loader = Callable[[ModelSpec], Encoder]
 
 def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = None) -> Engine:
     """The embeddings engine for these settings (``load`` swaps the model, for tests)."""
-    registry = ModelRegistry([bundled_minilm()], settings.model_aliases)
-    registry.resolve(settings.model)  # fail fast on a default model that is not served
+    specs = [bundled_minilm()]
+    # Fails fast on a default model that is not served; the OpenAI names go to its canonical id.
+    default = ModelRegistry(specs, settings.model_aliases).resolve(settings.model).id
+    builtin = openai_aliases(default) if settings.openai_aliases else {}
+    registry = ModelRegistry(specs, {**builtin, **settings.model_aliases})
     return Engine(
         registry,
         load
@@ -51,6 +54,7 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
             max_inputs=settings.max_inputs_per_request,
             max_tokens=settings.max_tokens_per_request,
             truncate=settings.truncate,
+            token_ids=settings.token_ids,
         ),
         batch_tokens=settings.batch_tokens,
         max_queued=settings.max_queued_inputs,
