@@ -12,7 +12,7 @@ import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search, sync
-from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
+from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SameOrigin, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
@@ -26,6 +26,7 @@ from app.ingest.worker import JobWorker
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
+from app.store.owner import Owner
 from app.web import install as install_web
 from app.web import not_found_page
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     settings = settings or get_settings()
     metrics = Metrics()
     engine = build_engine(settings, metrics, load)
+    owner = Owner(settings.data_dir, "embedsearch serve")  # before anything writes there
     store, indexes = open_store(settings)
     embedder = build_embedder(settings, engine)
     ingestor = Ingestor(
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         worker.stop()
         engine.stop()
         store.close()
+        owner.release()
 
     app = FastAPI(
         title="embedsearch",
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.include_router(sync.router)
     install_web(app)
     app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
+    app.add_middleware(SameOrigin)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,
