@@ -33,6 +33,8 @@ BENCHES = {
     "scifact": True,
     "index_scale": True,
     "clustering": True,
+    "folders": True,
+    "wrk": True,  # HTTP against the raw engine with wrk; rows say "not run" without it
     "load": False,  # mixed load for 60 s; not among the figures
     "index_backends": False,  # FAISS against Qdrant: another SciFact ingest, 50k chunks thrice
 }
