@@ -10,19 +10,21 @@ from functools import partial
 import faiss
 from fastapi import FastAPI
 
-from app.api import clusters, documents, embeddings, errors, health, search
-from app.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
+from app.api import clusters, documents, embeddings, errors, health, search, sync
+from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.index.factory import open_indexes
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
 from app.ingest.jobs import Ingestor
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.web import install as install_web
+from app.web import not_found_page
 
 log = logging.getLogger("embedsearch")
 
@@ -57,13 +59,7 @@ def open_store(settings: Settings) -> tuple[Store, Indexes]:
     """The SQLite store and its vector indexes under the data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir / "embedsearch.db")
-    indexes = Indexes(
-        store,
-        settings.data_dir / "indexes",
-        exact_max=settings.index_exact_max,
-        nprobe=settings.index_nprobe,
-    )
-    return store, indexes
+    return store, open_indexes(settings, store)
 
 
 def build_embedder(settings: Settings, engine: Engine) -> Embedder:
@@ -84,7 +80,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         store,
         indexes,
         embedder,
-        tokenizer=lambda: engine.encoder().tokenizer,
+        encoder=engine.encoder,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )
@@ -125,13 +121,15 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.state.indexes = indexes
     app.state.embedder = embedder
     app.state.ingestor = ingestor
-    errors.install(app)
+    errors.install(app, page_for_404=not_found_page)
     app.include_router(health.router)
     app.include_router(embeddings.router)
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(clusters.router)
+    app.include_router(sync.router)
     install_web(app)
+    app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,

@@ -3,7 +3,7 @@
 384-d L2-normalised vectors from a gaussian mixture (so approximate search meets realistic
 structure), at 100k and 1M: build time, index size, single-query p50/p99 latency and recall@10
 against exact search, for the exact index and the IVF index at several nprobe. Both go through
-``app.store.index.FaissIndex`` (IVF forced with ``exact_max=0``). ``--quick``: 50k only.
+``app.index.faiss.FaissIndex`` (IVF forced with ``exact_max=0``). ``--quick``: 50k only.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import time
 import faiss
 import numpy as np
 
-from app.settings import Settings
-from app.store.index import FaissIndex, nlist_for
+from app.index.faiss import FaissIndex, nlist_for
+from app.settings import DEFAULTS
 from bench.runner import Row, run_alone
 
 DIMENSIONS = 384
 CLUSTERS = 2000
 NOISE = 0.045  # per-dimension std: the noise's norm is ~0.9 of a centre's
 NPROBES = (8, 16, 32, 64)
-NPROBE = Settings.model_fields["index_nprobe"].default  # what a server uses
+NPROBE = DEFAULTS.index_nprobe  # what a server uses
 
 
 def clustered(n: int, seed: int, centres: np.ndarray) -> np.ndarray:

@@ -113,7 +113,8 @@ def test_every_benchmark_has_the_common_interface(name: str) -> None:
 def test_embedsearch_bench_outside_a_checkout_says_where_to_run_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
-    monkeypatch.setattr("app.cli.PROJECT_ROOT", tmp_path)  # as in a wheel: no bench/ beside app/
+    # As in a wheel: no bench/ beside app/.
+    monkeypatch.setattr("app.cli.admin.PROJECT_ROOT", tmp_path)
     with pytest.raises(SystemExit) as raised:
         cli_main(["bench", "--quick"])
     assert raised.value.code == 2 and "source checkout" in capsys.readouterr().err

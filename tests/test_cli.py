@@ -1,10 +1,9 @@
-"""The command line: ingest against a real server; verify, repair, reindex and compact offline."""
+"""The offline commands: verify, repair, reindex, compact, export and import (the commands that
+talk to a server are tested in tests/cli/)."""
 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,45 +12,6 @@ import pytest
 from app.cli import main
 from app.settings import get_settings
 from app.store.database import Store
-from tests.support.api import API_KEY
-
-
-@pytest.mark.model
-def test_ingest_folder_prints_summary(live_server, tmp_path: Path) -> None:
-    url, _ = live_server
-    folder = tmp_path / "docs"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "a.md").write_text("# Alpha\n\nThe first note is about alpine lakes.\n")
-    (folder / "sub" / "b.txt").write_text("The second note is about deserts.\n")
-    (folder / "sub" / "c.pdf").write_bytes(b"not a pdf at all")
-    command = [
-        sys.executable,
-        "-m",
-        "app",
-        "ingest",
-        str(folder),
-        "--url",
-        url,
-        "--key",
-        API_KEY,
-        "--collection",
-        "cli",
-    ]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert "added 2, unchanged duplicates 0, replaced 0, failed 1" in first.stdout, first.stderr
-    assert "c.pdf" in first.stdout and first.returncode == 1
-    (folder / "sub" / "c.pdf").unlink()
-    (folder / "sub" / "b.txt").write_text("The second note is now about oceans.\n")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert "added 0, unchanged duplicates 1, replaced 1, failed 0" in second.stdout, second.stderr
-    assert second.returncode == 0
-
-
-def test_ingest_without_server_says_how_to_start_one(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text("x")
-    command = [sys.executable, "-m", "app", "ingest", str(tmp_path), "--url", "http://127.0.0.1:9"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "embedsearch serve" in result.stderr
 
 
 @pytest.fixture

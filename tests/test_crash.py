@@ -37,7 +37,7 @@ import os
 import time
 from pathlib import Path
 
-import app.store.index as index
+import app.index.faiss as index
 
 control = Path(os.environ["CRASH_TEST_CONTROL"])
 atomic_write = index._atomic_write

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -107,3 +108,82 @@ def test_windows_device_names_are_labels(client) -> None:
     job = client.post("/api/documents?wait=true", files={"files": ("con.txt", b"console")}).json()
     assert job["state"] == "done"
     assert client.get(f"/api/documents/{job['documents'][0]}").json()["title"] == "con"
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "semantic"])
+def test_long_queries_are_refused_before_any_work(stored, mode: str) -> None:
+    words = " ".join(f"word{i}" for i in range(300))
+    error = assert_error(stored.post("/api/search", json={"query": words, "mode": mode}), 400)
+    assert "EMBEDSEARCH_MAX_QUERY_WORDS" in error["message"]
+    huge = "x" * 9000
+    error = assert_error(stored.post("/api/search", json={"query": huge, "mode": mode}), 400)
+    assert "EMBEDSEARCH_MAX_QUERY_BYTES" in error["message"]
+    assert stored.post("/api/search", json={"query": words[:500], "mode": mode}).status_code == 200
+
+
+def test_query_limits_are_settings(make_client) -> None:
+    client = make_client(max_query_words=3)
+    client.post("/api/documents?wait=true", json={"text": "one two three four"})
+    assert client.post("/api/search", json={"query": "one two three"}).status_code == 200
+    assert_error(client.post("/api/search", json={"query": "one two three four"}), 400, "query")
+    assert_error(client.post("/api/neighbors", json={"text": "one two three four"}), 400, "text")
+
+
+def test_metadata_filter_with_too_many_keys(stored) -> None:
+    filters = {"metadata": {f"key{i}": i for i in range(999)}}
+    error = assert_error(stored.post("/api/search", json={"query": "x", "filters": filters}), 400)
+    assert "EMBEDSEARCH_MAX_FILTER_KEYS" in error["message"]
+
+
+def test_clusters_k_is_bounded(make_client) -> None:
+    client = make_client(max_clusters=3)
+    documents = [{"text": f"document number {i} about topic {i % 3}"} for i in range(6)]
+    client.post("/api/documents?wait=true", json={"documents": documents})
+    error = assert_error(client.post("/api/clusters", json={"k": 4}), 400, "k")
+    assert "EMBEDSEARCH_MAX_CLUSTERS" in error["message"]
+    assert client.post("/api/clusters", json={"k": 3}).status_code == 200
+
+
+LONE = '"\\ud800"'
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/search", '{"query": LONE}'),
+        ("/v1/embeddings", '{"model": "all-MiniLM-L6-v2", "input": [LONE]}'),
+        ("/api/similarity", '{"a": LONE, "b": "x"}'),
+        ("/api/neighbors", '{"text": LONE}'),
+        ("/api/documents", '{"text": "a\\udfffb"}'),
+        ("/api/search", '{"query": "x", "filters": {"metadata": {LONE: 1}}}'),
+    ],
+)
+def test_lone_surrogates_are_refused(stored, path: str, body: str) -> None:
+    body = body.replace("LONE", LONE)
+    error = assert_error(stored.post(path, content=body, headers=JSON), 400)
+    assert "surrogate" in error["message"]
+
+
+def test_surrogate_pairs_are_text(stored) -> None:
+    body = '{"query": "crab \\ud83e\\udd80"}'
+    assert stored.post("/api/search", content=body, headers=JSON).status_code == 200
+
+
+def test_lone_surrogate_in_an_uploaded_json_fails_that_file_alone(stored) -> None:
+    files = [
+        ("files", ("bad.json", b'{"text": "broken \\ud800 text"}')),
+        ("files", ("good.txt", b"a good file")),
+    ]
+    job = stored.post("/api/documents?wait=true", files=files).json()
+    results = {f["name"]: f for f in job["result"]["files"]}
+    assert results["bad.json"]["status"] == "failed"
+    assert "surrogate" in results["bad.json"]["error"]
+    assert results["good.txt"]["status"] == "added"
+    stored.delete(f"/api/documents/{results['good.txt']['documents'][0]}")
+
+
+@pytest.mark.parametrize("path", ["/api/search", "/v1/embeddings", "/api/documents"])
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_api_bodies_must_be_json(stored, path: str, kind: str) -> None:
+    body = json.dumps({"query": "x", "text": "x", "model": MODEL, "input": "x"})
+    assert_error(stored.post(path, content=body, headers={"content-type": kind}), 415)

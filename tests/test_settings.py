@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-from app.settings import PROJECT_ROOT, Settings
+from app.embeddings.engine import Engine, Limits
+from app.embeddings.models import ModelRegistry, bundled_minilm
+from app.index.faiss import FaissIndex
+from app.settings import DEFAULTS, PROJECT_ROOT, Settings
 
 
 def documented() -> dict[str, tuple[str, str]]:
@@ -34,3 +37,20 @@ def test_every_setting_has_a_description() -> None:
 def test_api_keys_split_on_commas(monkeypatch) -> None:
     monkeypatch.setenv("EMBEDSEARCH_API_KEYS", " a, b ,,c")
     assert Settings(_env_file=None).api_keys == ["a", "b", "c"]
+
+
+def test_the_layers_defaults_are_the_settings_defaults(monkeypatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"EMBEDSEARCH_{name.upper()}", raising=False)
+    assert Settings(_env_file=None) == DEFAULTS  # no validator changes a declared default
+    limits, engine = Limits(), Engine(ModelRegistry([bundled_minilm()]), lambda spec: None)
+    assert (limits.max_inputs, limits.max_tokens) == (
+        DEFAULTS.max_inputs_per_request,
+        DEFAULTS.max_tokens_per_request,
+    )
+    assert (engine.batch_tokens, engine.max_queued) == (
+        DEFAULTS.batch_tokens,
+        DEFAULTS.max_queued_inputs,
+    )
+    index = FaissIndex(4)
+    assert (index.exact_max, index.nprobe) == (DEFAULTS.index_exact_max, DEFAULTS.index_nprobe)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from app.api.auth import require_key
-from app.api.deps import StoreDep
+from app.api.deps import SettingsDep, StoreDep
 from app.errors import BadRequest, NotFound
-from app.search.clusters import cluster_collection, clustering_body
+from app.search.clusters import check_most_k, cluster_collection, clustering_body
 from app.search.projection import document_map
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["clusters"])
@@ -48,10 +48,13 @@ def requested_k(k: int | str | None) -> int | None:
 
 
 @router.post("/api/clusters")
-def create_clusters(store: StoreDep, body: ClusterRequest | None = None) -> dict[str, Any]:
+def create_clusters(
+    store: StoreDep, settings: SettingsDep, body: ClusterRequest | None = None
+) -> dict[str, Any]:
     """Cluster a collection's documents; the result replaces its previous clustering."""
     body = body or ClusterRequest()
     k = requested_k(body.k)
+    check_most_k(k, settings.max_clusters)
     collection = store.get_collection(body.collection)
     stored = cluster_collection(store, collection, k, body.seed)
     return clustering_body(collection, stored)

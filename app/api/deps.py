@@ -12,11 +12,12 @@ from fastapi import Depends, Path, Request
 from pydantic import Field
 
 from app.embeddings.engine import Engine
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search import Searcher
+from app.search.search import QueryLimits
 from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 
 
 async def get_settings(request: Request) -> Settings:
@@ -51,9 +52,11 @@ IndexesDep = Annotated[Indexes, Depends(get_indexes)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 
 
-async def get_searcher(store: StoreDep, indexes: IndexesDep, embedder: EmbedderDep) -> Searcher:
-    """A searcher over the app's store, indexes and embedder."""
-    return Searcher(store, indexes, embedder)
+async def get_searcher(
+    store: StoreDep, indexes: IndexesDep, embedder: EmbedderDep, settings: SettingsDep
+) -> Searcher:
+    """A searcher over the app's store, indexes and embedder, within the settings' limits."""
+    return Searcher(store, indexes, embedder, QueryLimits.of(settings))
 
 
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]

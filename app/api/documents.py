@@ -17,6 +17,7 @@ from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
 from app.ingest.jobs import Ingestor, Source
+from app.ingest.synced import check_path, tag_documents
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
@@ -96,7 +97,8 @@ def document_json(document: Document) -> dict[str, Any]:
 async def _sources_from_form(
     request: Request, max_files: int
 ) -> tuple[str, list[tuple[Source, AppError | None]]]:
-    async with request.form(max_files=max_files, max_fields=100) as form:
+    # Each file may come with its path (field 'paths', in the files' order): a field per file.
+    async with request.form(max_files=max_files, max_fields=max_files + 100) as form:
         uploads = [
             f for f in [*form.getlist("files"), *form.getlist("file")] if isinstance(f, UploadFile)
         ]
@@ -105,19 +107,37 @@ async def _sources_from_form(
         collection = form.get("collection") or "default"
         if not isinstance(collection, str):
             raise BadRequest("'collection' must be a text field.", param="collection")
+        paths = _paths(form.getlist("paths"), len(uploads))
         sources = []
-        for upload in uploads:
+        for upload, path in zip(uploads, paths, strict=True):
             data = await upload.read()
-            sources.append(await asyncio.to_thread(_extract, upload.filename or "upload", data))
+            name = upload.filename or "upload"
+            sources.append(await asyncio.to_thread(_extract, name, data, path))
     return collection, sources
 
 
-def _extract(name: str, data: bytes) -> tuple[Source, AppError | None]:
+def _paths(values: list[Any], files: int) -> list[str | None]:
+    """The files' paths in a synced folder, one per file, or none at all."""
+    if not values:
+        return [None] * files
+    if len(values) != files or not all(isinstance(v, str) for v in values):
+        raise BadRequest(
+            f"Give one text field 'paths' per file, in the files' order ({files} files, "
+            f"{len(values)} paths), or none.",
+            param="paths",
+        )
+    return [check_path(v) for v in values]
+
+
+def _extract(name: str, data: bytes, path: str | None = None) -> tuple[Source, AppError | None]:
     """Extract one file; a failure stays with its file, so the rest of a batch can go in."""
     try:
-        return Source(name, extract(name, data)), None
+        documents = extract(name, data)
     except AppError as error:
-        return Source(name, error=error.message), error
+        return Source(name, error=error.message, path=path), error
+    if path is not None:
+        tag_documents(documents, path, data)
+    return Source(name, documents, path=path), None
 
 
 def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]]:

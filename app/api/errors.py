@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -65,7 +66,7 @@ def _is_body_error(exc: RequestValidationError) -> bool:
     return tuple(first.get("loc", ())) == ("body",) and first.get("type") != "missing"
 
 
-async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's HTTP errors (no such route, wrong method) in the API's error shape."""
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     if exc.status_code == 404:
@@ -78,8 +79,15 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     )
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that give every error the same shape."""
+PageFor404 = Callable[[Request], Response | None]
+
+
+def install(app: FastAPI, page_for_404: PageFor404 | None = None) -> None:
+    """Register the handlers that give every error the same shape.
+
+    ``page_for_404`` lets the browser UI answer a missing page with HTML; it returns None for
+    requests that should get the JSON error.
+    """
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -96,7 +104,10 @@ def install(app: FastAPI) -> None:
         message, param = validation_message(exc)
         return JSONResponse(_shape(400, message, param), status_code=400)
 
-    app.add_exception_handler(HTTPException, http_error)
+    @app.exception_handler(HTTPException)
+    async def starlette_error(request: Request, exc: HTTPException) -> Response:
+        page = page_for_404(request) if page_for_404 and exc.status_code == 404 else None
+        return page or http_error(request, exc)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:

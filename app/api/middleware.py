@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge
+from app.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.jsonvalues import has_lone_surrogate
 from app.metrics import Metrics
 
 
@@ -63,15 +65,85 @@ async def _too_large(send: Send, limit: int) -> None:
         f"The request body is larger than the limit of {limit} bytes. Send less per request "
         "(or raise the limit in the server's settings)."
     )
-    body = json.dumps(error.body()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, error, close=True)
+
+
+async def send_error(send: Send, error: AppError, close: bool = False) -> None:
+    """Answer with an AppError in the API's shape, straight from middleware."""
+    headers = [(b"content-type", b"application/json")]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
+
+
+API_PREFIXES = ("/api/", "/v1/")
+# A JSON escape of half a surrogate pair; only bodies holding one are parsed here.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class JsonBody:
+    """API bodies must be JSON (or multipart uploads), and JSON must be valid Unicode.
+
+    A browser sends ``text/plain`` and form bodies cross-site without asking first, so the API
+    refusing them leaves other sites no way to write; and a lone surrogate (``"\\ud800"``) is
+    refused here once rather than failing deep inside whichever layer first encodes it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "PUT", "PATCH")
+            or not scope["path"].startswith(API_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        json_body = kind == b"application/json" or kind.endswith(b"+json")
+        if has_body and not (json_body or kind == b"multipart/form-data"):
+            shown = kind.decode("latin-1") or "no content type"
+            await send_error(
+                send,
+                UnsupportedMediaType(
+                    f"Send the body as JSON with 'Content-Type: application/json' (or files as "
+                    f"multipart/form-data), not {shown!r}."
+                ),
+            )
+            return
+        if not json_body:
+            await self.app(scope, receive, send)
+            return
+        messages = [await receive()]
+        while messages[-1].get("more_body") and messages[-1]["type"] == "http.request":
+            messages.append(await receive())
+        body = b"".join(m.get("body", b"") for m in messages)
+        if _SURROGATE_ESCAPE.search(body) and _lone_surrogate(body):
+            await send_error(
+                send,
+                BadRequest(
+                    "The JSON body holds a lone surrogate escape (like \\ud800), which is not "
+                    "text: send valid Unicode."
+                ),
+            )
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _lone_surrogate(body: bytes) -> bool:
+    """True if the body parses as JSON holding a lone surrogate; parse errors are the app's."""
+    try:
+        return has_lone_surrogate(json.loads(body))
+    except (ValueError, RecursionError):
+        return False
 
 
 class RequestMetrics:

@@ -5,31 +5,31 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from app.api.auth import require_key
 from app.api.deps import SQLITE_MAX_INT, ChunkId, DocumentId, EmbedderDep, RowId, SearcherDep
+from app.api.documents import document_json
 from app.errors import BadRequest
 from app.search import Filters, Hit, Neighbor, Page, SearchQuery
 from app.search.search import MAX_RESULTS
 from app.search.similarity import similarity_matrix
-from app.store.records import Chunk, Document
+from app.store.records import Chunk, Document, Scalar
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
-
-Scalar = StrictStr | StrictInt | StrictFloat | bool | None
 
 
 class FiltersIn(BaseModel):
     """Which documents may match; every given condition must hold."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a metadata value "1" must not match a stored 1, nor 1 match true.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     document_ids: list[Annotated[StrictInt, Field(ge=1, le=SQLITE_MAX_INT)]] = Field(
         default_factory=list, description="Only these."
     )
     source_types: list[StrictStr] = Field(
-        default_factory=list, description="Only these source types, e.g. 'text/markdown'."
+        default_factory=list, description="Only these source types, e.g. 'md' or 'pdf'."
     )
     metadata: dict[str, Scalar] = Field(
         default_factory=dict, description="Top-level metadata fields that must equal these."
@@ -79,16 +79,13 @@ class SimilarityIn(BaseModel):
     texts: list[StrictStr] | None = None
 
 
-def document_json(document: Document) -> dict[str, Any]:
-    """The fields of a document a hit shows."""
-    return {
-        "id": document.id,
-        "title": document.title,
-        "external_id": document.external_id,
-        "source_name": document.source_name,
-        "source_type": document.source_type,
-        "metadata": document.metadata,
-    }
+HIT_DOCUMENT_FIELDS = ("id", "title", "external_id", "source_name", "source_type", "metadata")
+
+
+def hit_document_json(document: Document) -> dict[str, Any]:
+    """The fields of a document a hit shows: a part of ``document_json``."""
+    body = document_json(document)
+    return {name: body[name] for name in HIT_DOCUMENT_FIELDS}
 
 
 def chunk_json(chunk: Chunk) -> dict[str, Any]:
@@ -108,7 +105,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return {
         "rank": hit.rank,
         "score": hit.score,
-        "document": document_json(hit.document),
+        "document": hit_document_json(hit.document),
         "chunk": chunk_json(hit.chunk),
         "snippet": hit.snippet,
         "explanation": {
@@ -123,7 +120,7 @@ def neighbor_json(neighbor: Neighbor) -> dict[str, Any]:
     """One neighbour as JSON."""
     return {
         "score": neighbor.score,
-        "document": document_json(neighbor.document),
+        "document": hit_document_json(neighbor.document),
         "chunk": chunk_json(neighbor.chunk),
     }
 

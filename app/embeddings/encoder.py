@@ -72,8 +72,11 @@ class SentenceEncoder:
         self.model = base if base is not None else SentenceTransformer(spec.path, device="cpu")
         self.model.eval()
         self.tokenizer = self.model.tokenizer
-        self.dimensions = int(self.model.get_embedding_dimension())
-        self.max_tokens = int(self.model.max_seq_length) - 2
+        dimensions, window = self.model.get_embedding_dimension(), self.model.max_seq_length
+        if dimensions is None or window is None:
+            raise ValueError(f"{spec.path} does not declare its embedding size and token window.")
+        self.dimensions = dimensions
+        self.max_tokens = window - 2
         self.vocab_size = int(self.tokenizer.vocab_size)
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:

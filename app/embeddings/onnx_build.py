@@ -34,11 +34,14 @@ import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from app.embeddings.guard import guard
 from app.embeddings.models import ModelSpec
 from app.embeddings.onnx import INPUTS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger("embedsearch.onnx")
 
@@ -237,7 +240,8 @@ def export_fused(spec: ModelSpec, target: Path) -> None:
     model = SentenceTransformer(
         spec.path, device="cpu", model_kwargs={"attn_implementation": "eager"}
     )
-    transformer = model[0].auto_model.eval()
+    # The first module of a SentenceTransformer is its Hugging Face transformer.
+    transformer = cast("PreTrainedModel", model[0].auto_model).eval()
     config = transformer.config
 
     class TokenEmbeddings(torch.nn.Module):

@@ -8,10 +8,10 @@ from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from app.settings import DEFAULTS
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
-
-MODEL_WINDOW = 256  # all-MiniLM-L6-v2's max_seq_length, [CLS] and [SEP] included
 
 # Where a chunk may end, best first: a blank line, the end of a sentence, any whitespace.
 # Each match ends where the next chunk's first token may start.
@@ -42,16 +42,16 @@ def chunk_text(
     text: str,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    max_tokens: int = 200,
-    overlap: int = 40,
+    max_tokens: int = DEFAULTS.chunk_tokens,
+    overlap: int = DEFAULTS.chunk_overlap,
     sections: list[tuple[int, str]] | None = None,
 ) -> list[Chunk]:
-    """Chunks of ``text`` whose ``embed_text`` fits ``max_tokens``, none crossing a section."""
-    if not 0 < max_tokens <= MODEL_WINDOW - 2:
-        raise ValueError(
-            f"max_tokens must be between 1 and {MODEL_WINDOW - 2} (the model window of "
-            f"{MODEL_WINDOW} less [CLS] and [SEP]), got {max_tokens}"
-        )
+    """Chunks of ``text`` whose ``embed_text`` fits ``max_tokens``, none crossing a section.
+
+    The caller keeps ``max_tokens`` within the model's window (``Encoder.max_tokens``).
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     if not 0 <= overlap < max_tokens:
         raise ValueError(f"overlap must be at least 0 and below max_tokens, got {overlap}")
     spans = _spans(text, sections or [])

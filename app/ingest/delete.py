@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.index.indexes import Indexes
 from app.store.database import Store
-from app.store.indexes import Indexes
 
 
 def delete_document(store: Store, indexes: Indexes, document_id: int) -> None:

@@ -16,7 +16,11 @@ class Embedder(Protocol):
     """Texts in, L2-normalised float32 vectors out, from one model."""
 
     model: str
-    backend: str
+
+    @property
+    def backend(self) -> str:
+        """The runtime serving the model."""
+        ...
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """One row per text."""

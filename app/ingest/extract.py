@@ -13,7 +13,7 @@ from pathlib import PureWindowsPath
 from typing import Any
 
 import docx
-from bs4 import BeautifulSoup, NavigableString, PageElement
+from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 from bs4.element import PreformattedString
 from charset_normalizer import from_bytes
 from docx.document import Document as DocxDocument
@@ -22,6 +22,7 @@ from markdown_it import MarkdownIt
 from pypdf import PdfReader
 
 from app.errors import AppError, Unprocessable, UnsupportedMediaType
+from app.jsonvalues import has_lone_surrogate
 
 _TYPES = {
     ".txt": "txt",
@@ -34,6 +35,7 @@ _TYPES = {
     ".json": "json",
     ".jsonl": "json",
 }
+FILE_TYPES = tuple(_TYPES)  # the file name endings read, for clients walking a folder
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 # Elements that start a new paragraph; everything else flows inline.
 # fmt: off
@@ -181,6 +183,8 @@ def _html_blocks(root: PageElement) -> Iterator[tuple[str, int | None]]:
         elif isinstance(node, NavigableString):
             if not isinstance(node, PreformattedString):  # comments, doctypes, CDATA
                 pieces.append(node if pre else re.sub(r"\s+", " ", node))
+        elif not isinstance(node, Tag):
+            continue  # neither text nor an element: nothing to read
         elif node.name == "br":
             pieces.append("\n")
         else:
@@ -296,6 +300,11 @@ def json_record(record: Any, where: str) -> Extracted:
     """
     if not isinstance(record, dict):
         raise Unprocessable(f'{where} is not an object like {{"title": ..., "text": ...}}.')
+    if has_lone_surrogate(record):
+        raise Unprocessable(
+            f"{where} holds a lone surrogate escape (like \\ud800), which is not text: "
+            "send valid Unicode."
+        )
     text = record.get("text")
     if not isinstance(text, str) or not (text := _clean(text)).strip():
         raise Unprocessable(f"{where} has no 'text': every record needs a non-empty text string.")

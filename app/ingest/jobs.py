@@ -4,6 +4,9 @@ Jobs run one at a time on a background thread, in the order they came. Each docu
 in one SQLite transaction and then added to the vector index; the index file is saved as the job
 goes and at its end. A crash between the two leaves SQLite ahead of the index, and start-up
 brings the index back up to date from the stored vectors.
+
+A document that cannot be chunked, embedded or stored fails alone: its file reports the reason
+and the job carries on with the others.
 """
 
 from __future__ import annotations
@@ -14,23 +17,52 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from app.embeddings.backends import compatible_backends
-from app.errors import AppError, Conflict
+from app.embeddings.encoder import Encoder
+from app.errors import AppError, Conflict, Unprocessable
+from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
+from app.ingest.synced import remove_leftovers
+from app.settings import DEFAULTS
 from app.store.database import Store
-from app.store.indexes import Indexes
-from app.store.records import ChunkRecord, Collection, Job
+from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
 
 GROUP_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+SHOWN_FAILURES = 5  # reasons a file's error names; the count says how many more there were
+NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
+
+
+class FileSummary(TypedDict):
+    """What became of one file, as a job's result shows it."""
+
+    name: str
+    path: str | None
+    status: str
+    added: int
+    replaced: int
+    duplicate: int
+    failed: int
+    documents: list[int]
+    error: str | None
+
+
+class JobSummary(TypedDict):
+    """A job's result: totals over its files, then each file."""
+
+    added: int
+    replaced: int
+    duplicate: int
+    failed: int
+    files: list[FileSummary]
 
 
 @dataclass
@@ -40,16 +72,18 @@ class Source:
 
     name: str
     documents: list[Extracted] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # why the file could not be read at all
+    path: str | None = None  # relative to a synced folder (app.ingest.synced)
     added: int = 0
     replaced: int = 0
     duplicate: int = 0
     document_ids: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # why each failed document failed
 
     @property
     def status(self) -> str:
-        """failed, replaced, added or duplicate: what happened to the file as a whole."""
-        if self.error:
+        """failed, replaced, added, duplicate or queued: what happened to the file as a whole."""
+        if self.error or (self.failures and not self.added + self.replaced + self.duplicate):
             return "failed"
         if self.replaced:
             return "replaced"
@@ -57,16 +91,26 @@ class Source:
             return "added"
         return "duplicate" if self.duplicate else "queued"
 
-    def summary(self) -> dict[str, Any]:
+    def fail(self, document: Extracted, reason: str) -> None:
+        """Record that one of the file's documents failed, and why."""
+        named = len(self.documents) > 1  # a record of a JSON file is named by its title
+        self.failures.append(f"{document.title!r}: {reason}" if named else reason)
+
+    def summary(self) -> FileSummary:
         """The file's outcome as JSON."""
+        reasons = ([self.error] if self.error else []) + self.failures[:SHOWN_FAILURES]
+        if len(self.failures) > SHOWN_FAILURES:
+            reasons.append(f"and {len(self.failures) - SHOWN_FAILURES} more documents failed")
         return {
             "name": self.name,
+            "path": self.path,
             "status": self.status,
             "added": self.added,
             "replaced": self.replaced,
             "duplicate": self.duplicate,
+            "failed": len(self.failures),
             "documents": self.document_ids,
-            "error": self.error,
+            "error": "; ".join(reasons) or None,
         }
 
 
@@ -87,15 +131,15 @@ class Ingestor:
         store: Store,
         indexes: Indexes,
         embedder: Embedder,
-        tokenizer: Callable[[], Any],
+        encoder: Callable[[], Encoder],
         *,
-        chunk_tokens: int = 200,
-        chunk_overlap: int = 40,
+        chunk_tokens: int = DEFAULTS.chunk_tokens,
+        chunk_overlap: int = DEFAULTS.chunk_overlap,
     ) -> None:
         self.store = store
         self.indexes = indexes
         self.embedder = embedder
-        self.tokenizer = tokenizer  # called when a job runs: the model may still be loading
+        self.encoder = encoder  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self._runner = ThreadPoolExecutor(1, thread_name_prefix="embedsearch-ingest")
@@ -115,8 +159,7 @@ class Ingestor:
             return self._run(job_id, collection, sources)
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
-            message = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-            return self.store.update_job(job_id, state="failed", error=message)
+            return self.store.update_job(job_id, state="failed", error=_reason(exc))
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
         self.store.update_job(job_id, state="extracting")
@@ -126,21 +169,29 @@ class Ingestor:
         done = 0
         target: Collection | None = None
         saved = time.monotonic()
-        for group, vectors in self._embedded(_groups(pending)):
-            if target is None:
-                target = self._collection(collection, vectors.shape[1])
-            offset = 0
-            for item in group:
-                rows = vectors[offset : offset + len(item.chunks)]
-                offset += len(item.chunks)
-                self._store(target, item, rows)
-            done += offset
-            if time.monotonic() - saved > SAVE_EVERY:
+        for group, results in self._embedded(_groups(pending)):
+            for item, vectors in zip(group, results, strict=True):
+                done += len(item.chunks)
+                if isinstance(vectors, Exception):
+                    item.source.fail(item.document, _reason(vectors))
+                    continue
+                if target is None:
+                    target = self._collection(collection, vectors.shape[1])
+                self._store(target, item, vectors)
+            if target is not None and time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
             self.store.update_job(job_id, done=done, result=_summary(sources))
         if target is not None:
             self.indexes.save(target.id)
+        if existing := _existing_collection(self.store, collection):
+            # A file that now holds fewer records than before leaves documents to delete.
+            files = {
+                s.path: {str(d.external_id) for d in s.documents}
+                for s in sources
+                if s.path and not s.error
+            }
+            remove_leftovers(self.store, self.indexes, existing.id, files)
         return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
 
     def _collection(self, name: str, dimensions: int) -> Collection:
@@ -157,28 +208,53 @@ class Ingestor:
     def _plan(self, collection: str, sources: list[Source]) -> Iterator[_Pending]:
         """Chunk every new document; count duplicates; find the documents being replaced."""
         existing = _existing_collection(self.store, collection)
-        tokenizer = self.tokenizer()
+        encoder = self.encoder()
+        if self.chunk_tokens > encoder.max_tokens:
+            raise Unprocessable(
+                f"Chunks of {self.chunk_tokens} tokens do not fit the model's window of "
+                f"{encoder.max_tokens}: set EMBEDSEARCH_CHUNK_TOKENS to {encoder.max_tokens} "
+                "or less."
+            )
         seen: set[str] = set()
         for source in sources:
             for document in source.documents:
                 digest = hashlib.sha256(document.text.encode()).hexdigest()
-                if digest in seen or (
-                    existing and self.store.find_document(existing.id, content_hash=digest)
-                ):
+                if self._unchanged(existing, document, digest, seen):
                     source.duplicate += 1
                     continue
                 seen.add(digest)
                 chunks = chunk_text(
                     document.text,
-                    tokenizer,
+                    encoder.tokenizer,
                     max_tokens=self.chunk_tokens,
                     overlap=self.chunk_overlap,
                     sections=document.sections,
                 )
+                if not chunks:
+                    source.fail(document, NO_TEXT)
+                    continue
                 replace = existing and self._replaced(existing.id, source, document)
                 yield _Pending(source, document, chunks, digest, replace.id if replace else None)
 
-    def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Any:
+    def _unchanged(
+        self, existing: Collection | None, document: Extracted, digest: str, seen: set[str]
+    ) -> bool:
+        """Nothing to store: a document with an external id is unchanged if that id holds the
+        same text and metadata; any other, if the collection (or this job) has its text."""
+        if document.external_id:
+            if existing is None:
+                return False
+            current = self.store.find_document(existing.id, external_id=document.external_id)
+            return current is not None and (current.content_hash, current.metadata) == (
+                digest,
+                document.metadata,
+            )
+        return digest in seen or bool(
+            existing and self.store.find_document(existing.id, content_hash=digest)
+        )
+
+    def _replaced(self, collection_id: int, source: Source, document: Extracted) -> Document | None:
+        """The stored document this one replaces: same external id, or same file name."""
         if document.external_id:
             return self.store.find_document(collection_id, external_id=document.external_id)
         if document.source_type != "json":  # a file's name identifies it; a record's does not
@@ -187,20 +263,40 @@ class Ingestor:
 
     def _embedded(
         self, groups: Iterable[list[_Pending]]
-    ) -> Iterator[tuple[list[_Pending], np.ndarray]]:
+    ) -> Iterator[tuple[list[_Pending], list[Embedding]]]:
         """Embed group after group, the next one while the caller stores the last."""
         with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
-            previous: tuple[list[_Pending], Future[np.ndarray]] | None = None
+            previous: tuple[list[_Pending], Future[list[Embedding]]] | None = None
             for group in groups:
-                texts = [chunk.embed_text for item in group for chunk in item.chunks]
-                current = (group, pool.submit(self.embedder.embed, texts))
+                current = (group, pool.submit(self._embed, group))
                 if previous:
                     yield previous[0], previous[1].result()
                 previous = current
             if previous:
                 yield previous[0], previous[1].result()
 
+    def _embed(self, group: list[_Pending]) -> list[Embedding]:
+        """Each document's vectors; where one call for the group fails, one call per document,
+        so that a document the embedder refuses fails alone."""
+        try:
+            vectors = self.embedder.embed(_texts(group))
+        except Exception as exc:
+            if len(group) == 1:
+                return [exc]
+            log.warning("Embedding %d documents failed (%s); retrying one by one", len(group), exc)
+            return [result for item in group for result in self._embed([item])]
+        ends = np.cumsum([len(item.chunks) for item in group])[:-1]
+        return list(np.split(vectors, ends))
+
     def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
+        """Store one document and index its vectors; a failure fails only this document."""
+        try:
+            self._add(target, item, vectors)
+        except Exception as exc:
+            log.exception("Storing %r of %s failed", item.document.title, item.source.name)
+            item.source.fail(item.document, _reason(exc))
+
+    def _add(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
         document = item.document
         fields = {
             "title": document.title,
@@ -227,6 +323,18 @@ class Ingestor:
         item.source.document_ids.append(added.document_id)
 
 
+Embedding = np.ndarray | Exception  # a document's vectors, or why embedding it failed
+
+
+def _reason(exc: Exception) -> str:
+    """What a user is told when ``exc`` stops a document or a job."""
+    return exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+
+
+def _texts(group: list[_Pending]) -> list[str]:
+    return [chunk.embed_text for item in group for chunk in item.chunks]
+
+
 def _existing_collection(store: Store, name: str) -> Collection | None:
     return next((c for c in store.list_collections() if c.name == name), None)
 
@@ -235,8 +343,6 @@ def _groups(pending: list[_Pending]) -> Iterator[list[_Pending]]:
     group: list[_Pending] = []
     size = 0
     for item in pending:
-        if not item.chunks:
-            continue
         group.append(item)
         size += len(item.chunks)
         if size >= GROUP_CHUNKS:
@@ -246,7 +352,13 @@ def _groups(pending: list[_Pending]) -> Iterator[list[_Pending]]:
         yield group
 
 
-def _summary(sources: list[Source]) -> dict[str, Any]:
+def _summary(sources: list[Source]) -> JobSummary:
+    """Totals over the files: documents added, replaced and duplicate; files with an error."""
     files = [source.summary() for source in sources]
-    totals = {key: sum(f[key] for f in files) for key in ("added", "replaced", "duplicate")}
-    return {**totals, "failed": sum(1 for f in files if f["error"]), "files": files}
+    return {
+        "added": sum(f["added"] for f in files),
+        "replaced": sum(f["replaced"] for f in files),
+        "duplicate": sum(f["duplicate"] for f in files),
+        "failed": sum(1 for f in files if f["error"]),
+        "files": files,
+    }

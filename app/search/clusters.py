@@ -82,7 +82,7 @@ def document_vectors(
     return ids, normalise(np.add.reduceat(chunk_vectors[order], starts, axis=0))
 
 
-def check_k(k: int | None, documents: int) -> None:
+def check_clusters(k: int | None, documents: int) -> None:
     """BadRequest unless ``k`` (None meaning automatic) can cluster this many documents."""
     if documents < 2:
         raise BadRequest(
@@ -95,6 +95,14 @@ def check_k(k: int | None, documents: int) -> None:
             f"'k' must be between 2 and the number of documents ({documents}); got {k}. "
             'Pick a smaller k, or send "auto" to let the server choose.',
             param="k",
+        )
+
+
+def check_most_k(k: int | None, most: int) -> None:
+    """BadRequest if ``k`` asks for more clusters than the server allows (the cost grows with k)."""
+    if k is not None and k > most:
+        raise BadRequest(
+            f"'k' may be at most {most} (EMBEDSEARCH_MAX_CLUSTERS); got {k}.", param="k"
         )
 
 
@@ -263,7 +271,7 @@ def cluster_documents(
 
     Clusters are numbered by size, largest first; each gets a label from its top terms.
     """
-    check_k(k, len(document_ids))
+    check_clusters(k, len(document_ids))
     auto = k is None
     silhouettes: dict[int, float] = {}
     if len(vectors) > WARD_MAX_DOCUMENTS:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.errors import BadRequest, Conflict
+from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search.snippets import CLOSE, OPEN, snippet
+from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
+from app.store.keywords import WORDS
 from app.store.records import Chunk, Collection, Document, Scalar
 
 MODES = ("hybrid", "semantic", "keyword")
@@ -51,6 +53,42 @@ class Filters:
     def __bool__(self) -> bool:
         """Whether any condition is set."""
         return bool(self.document_ids or self.source_types or self.metadata)
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """How much work one query may ask for; past a limit it is refused, naming the setting."""
+
+    max_words: int
+    max_bytes: int
+    max_filter_keys: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> QueryLimits:
+        """The limits these settings set."""
+        return cls(settings.max_query_words, settings.max_query_bytes, settings.max_filter_keys)
+
+    def check(self, text: str, filters: Filters | None = None, param: str = "query") -> None:
+        """BadRequest if the query text or its filter is over a limit."""
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.max_bytes:
+            raise BadRequest(
+                f"The query is {size:,} bytes, more than the limit of {self.max_bytes:,} "
+                "(EMBEDSEARCH_MAX_QUERY_BYTES): shorten it.",
+                param=param,
+            )
+        if (words := len(WORDS.findall(text))) > self.max_words:
+            raise BadRequest(
+                f"The query has {words:,} words, more than the limit of {self.max_words} "
+                "(EMBEDSEARCH_MAX_QUERY_WORDS): shorten it.",
+                param=param,
+            )
+        if filters and len(filters.metadata) > self.max_filter_keys:
+            raise BadRequest(
+                f"The filter tests {len(filters.metadata)} metadata fields, more than the limit "
+                f"of {self.max_filter_keys} (EMBEDSEARCH_MAX_FILTER_KEYS).",
+                param="filters.metadata",
+            )
 
 
 @dataclass(frozen=True)
@@ -135,10 +173,13 @@ def fuse(semantic: Signal | None, keyword: Signal | None, best: tuple[float, flo
 class Searcher:
     """Runs searches and neighbour queries over the store and its vector indexes."""
 
-    def __init__(self, store: Store, indexes: Indexes, embedder: Embedder) -> None:
+    def __init__(
+        self, store: Store, indexes: Indexes, embedder: Embedder, limits: QueryLimits
+    ) -> None:
         self.store = store
         self.indexes = indexes
         self.embedder = embedder
+        self.limits = limits
 
     # -- search -----------------------------------------------------------------------------
 
@@ -149,6 +190,7 @@ class Searcher:
         check_k(query.k, query.offset)
         if not query.text.strip():
             raise BadRequest("'query' is empty: send some words to search for.", param="query")
+        self.limits.check(query.text, query.filters)
         collection = self.store.get_collection(collection_name)
         if not collection.chunks:
             return Page([], 0, empty_message(collection))
@@ -271,6 +313,8 @@ class Searcher:
             raise BadRequest("Send exactly one of 'text' and 'vector'.", param="text")
         if text is not None and not text.strip():
             raise BadRequest("'text' is empty: send some words.", param="text")
+        if text is not None:
+            self.limits.check(text, param="text")
         collection = self.store.get_collection(collection_name)
         if not collection.chunks:
             return [], empty_message(collection)

@@ -12,7 +12,7 @@ import numpy as np
 from app.errors import BadRequest, NotFound
 from app.store.collections import Collections
 from app.store.records import AddResult, ChunkRecord, Document, Scalar, now
-from app.store.sqlite import METADATA_EQUALS, id_list, in_ids, insert
+from app.store.sqlite import FILE_DOCUMENTS, METADATA_EQUALS, id_list, in_ids, insert
 
 # Listings and lookups leave out the full text, which can be megabytes per document.
 _DOCUMENT_SUMMARY = (
@@ -124,6 +124,24 @@ class Documents(Collections):
             conn.execute("DELETE FROM documents WHERE id = ?", [document_id])
             self._bump_version(conn, document.collection_id)
         return removed
+
+    def delete_documents(self, document_ids: Iterable[int]) -> dict[int, list[int]]:
+        """Delete these documents and their chunks in one transaction; returns the removed chunk
+        ids by collection id (ids of no document are skipped)."""
+        removed: dict[int, list[int]] = {}
+        with self._transaction() as conn:
+            for document in self.get_documents_by_id(document_ids).values():
+                chunk_ids = self._delete_chunks(conn, document.id)
+                conn.execute("DELETE FROM documents WHERE id = ?", [document.id])
+                removed.setdefault(document.collection_id, []).extend(chunk_ids)
+            for collection_id in removed:
+                self._bump_version(conn, collection_id)
+        return removed
+
+    def file_documents(self, collection_id: int) -> list[tuple[int, str, str, str]]:
+        """(id, external id, path, file sha256) of the collection's documents that came from a
+        file uploaded with its path."""
+        return [tuple(row) for row in self._tuples(FILE_DOCUMENTS, [collection_id])]
 
     def get_document(self, document_id: int, *, with_text: bool = True) -> Document:
         """A document, with its full text unless ``with_text`` is False; NotFound if none."""

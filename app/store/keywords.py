@@ -10,7 +10,7 @@ from typing import Any
 from app.store import sqlite
 from app.store.connection import Connection
 
-_WORD = re.compile(r"\w+")
+WORDS = re.compile(r"\w+")  # what keyword search counts as a word
 # Keyword queries leave out words found in more than this share of a collection's chunks (once there are
 # more than COMMON_MIN such chunks): BM25 gives them little weight, yet they match nearly every
 # chunk and cost most of a query's time. Of the shares tried on SciFact's train queries
@@ -22,7 +22,7 @@ COMMON_MIN = 1000
 
 def fts_words(text: str) -> list[str]:
     """The distinct words of ``text``, lower-cased, in order."""
-    return list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))
+    return list(dict.fromkeys(word.lower() for word in WORDS.findall(text)))
 
 
 def fts_query(words: Iterable[str]) -> str:
@@ -95,10 +95,10 @@ class Keywords(Connection):
             total = self.db.execute(
                 "SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id]
             ).fetchone()[0]
-            if total <= COMMON_MIN:
-                return fts_query(words)
-            cutoff = max(COMMON_SHARE * total, COMMON_MIN)
-            rare = [word for word in words if self._frequency(collection_id, word) <= cutoff]
+        if total <= COMMON_MIN:
+            return fts_query(words)
+        cutoff = max(COMMON_SHARE * total, COMMON_MIN)
+        rare = [word for word in words if self._frequency(collection_id, word) <= cutoff]
         return fts_query(rare or words)
 
     def _frequency(self, collection_id: int, word: str) -> int:
@@ -107,7 +107,9 @@ class Keywords(Connection):
         if key not in self._frequencies:
             if len(self._frequencies) > 100_000:  # only between writes, but words are endless
                 self._frequencies.clear()
-            self._frequencies[key] = self.db.execute(
-                sqlite.word_frequency_sql(collection_id), [fts_query([word])]
-            ).fetchone()[0]
+            # The lock is taken per word, so a long query never holds it for the whole count.
+            with self._lock:
+                self._frequencies[key] = self.db.execute(
+                    sqlite.word_frequency_sql(collection_id), [fts_query([word])]
+                ).fetchone()[0]
         return self._frequencies[key]

@@ -97,6 +97,12 @@ CREATE TABLE IF NOT EXISTS document_maps (
 METADATA_EQUALS = (
     "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ? AND m.value IS ?)"
 )
+# The documents of files synced from a folder (app.ingest.synced): their path and file hash.
+FILE_DOCUMENTS = (
+    "SELECT id, external_id, json_extract(metadata, '$.path') AS path, "
+    "json_extract(metadata, '$.file_sha256') AS sha256 FROM documents "
+    "WHERE collection_id = ? AND json_extract(metadata, '$.file_sha256') IS NOT NULL"
+)
 SAVE_CLUSTERING = (
     "INSERT OR REPLACE INTO clusterings (collection_id, version, result, created_at) "
     "VALUES (?, ?, ?, ?)"

@@ -6,9 +6,7 @@ import jinja2
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.exceptions import HTTPException
 
-from app.api.errors import http_error
 from app.web import pages, public, views
 from app.web.session import SignInRequired, redirect_to_sign_in
 
@@ -28,17 +26,16 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     app.include_router(public.router)
     app.include_router(pages.router)
-    app.add_exception_handler(SignInRequired, redirect_to_sign_in)
-    app.add_exception_handler(pages.PageNotFound, pages.page_not_found)
-    app.add_exception_handler(HTTPException, page_or_api_error)
+    app.exception_handler(SignInRequired)(redirect_to_sign_in)
+    app.exception_handler(pages.PageNotFound)(pages.page_not_found)
 
 
 API_PREFIXES = ("/api/", "/v1/", "/metrics", "/health", "/openapi.json", "/static/")
 
 
-async def page_or_api_error(request: Request, exc: HTTPException) -> Response:
-    """A browser that asks for a page that does not exist gets the HTML 404 page, not JSON."""
+def not_found_page(request: Request) -> Response | None:
+    """The HTML 404 page for a browser asking for a page that does not exist; None otherwise."""
     wants_page = "text/html" in request.headers.get("accept", "")
-    if exc.status_code == 404 and wants_page and not request.url.path.startswith(API_PREFIXES):
+    if wants_page and not request.url.path.startswith(API_PREFIXES):
         return pages.not_found(request, "There is no page at this address.")
-    return await http_error(request, exc)
+    return None

@@ -12,7 +12,7 @@ from app.api.deps import EmbedderDep, IndexesDep, SearcherDep, SettingsDep, Stor
 from app.errors import AppError, NotFound
 from app.ingest.delete import delete_document
 from app.search import SearchQuery
-from app.search.clusters import cluster_collection, clustering_body
+from app.search.clusters import check_most_k, cluster_collection, clustering_body
 from app.search.search import MAX_RESULTS, MODES
 from app.search.similarity import similarity_matrix
 from app.store.records import Collection, Document
@@ -237,12 +237,14 @@ def clusters_page(request: Request, store: StoreDep, collection: str = "default"
 def run_clustering(
     request: Request,
     store: StoreDep,
+    settings: SettingsDep,
     collection: Annotated[str, Form()] = "default",
     k: Annotated[str, Form()] = "auto",
 ) -> Response:
     """Cluster a collection (k clusters, or automatic), then show the result."""
     try:
-        cluster_collection(store, store.get_collection(collection), whole_number(k))
+        check_most_k(requested := whole_number(k), settings.max_clusters)
+        cluster_collection(store, store.get_collection(collection), requested)
     except AppError as exc:
         return clusters_view(request, store, collection, exc.message)
     return RedirectResponse(f"/clusters?{urlencode({'collection': collection})}", status_code=303)

@@ -97,6 +97,15 @@ def test_one_bad_file_fails_alone(client) -> None:
     assert job["result"]["failed"] == 1
 
 
+def test_a_file_of_invisible_characters_is_reported_failed(client) -> None:
+    job = upload(client, ("blank.txt", "\u200b\u200c\u200d\n\u200b".encode())).json()
+    assert job["state"] == "done"
+    [file] = job["result"]["files"]
+    assert (file["status"], file["failed"], job["result"]["failed"]) == ("failed", 1, 1)
+    assert "no text to index" in file["error"]
+    assert client.get("/api/documents").json()["total"] == 0
+
+
 @pytest.mark.parametrize(
     ("name", "data", "status"),
     [("x.exe", b"MZ", 415), ("empty.txt", b"", 422), ("bad.pdf", b"%PDF-garbage", 422)],

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
 from app.search import Searcher
+from app.search.search import QueryLimits
+from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import Collection
 from tests.support.documents import AddIndexed, chunk_records
 from tests.support.fakes import FakeEmbedder
@@ -20,12 +23,12 @@ def embedder() -> FakeEmbedder:
 
 @pytest.fixture
 def indexes(store: Store) -> Indexes:
-    return Indexes(store)
+    return Indexes(store, FaissFiles(None))
 
 
 @pytest.fixture
 def searcher(store: Store, indexes: Indexes, embedder: FakeEmbedder) -> Searcher:
-    return Searcher(store, indexes, embedder)
+    return Searcher(store, indexes, embedder, QueryLimits.of(Settings(_env_file=None)))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from sklearn.metrics import silhouette_score, v_measure_score
 
 from app.errors import BadRequest
 from app.search.clusters import (
-    check_k,
+    check_clusters,
     choose_k,
     cluster_collection,
     cluster_documents,
@@ -181,7 +181,7 @@ def test_terms_common_to_most_clusters_name_none() -> None:
 )
 def test_check_k_refuses_impossible_requests(k: int | None, documents: int, message: str) -> None:
     with pytest.raises(BadRequest, match=message):
-        check_k(k, documents)
+        check_clusters(k, documents)
 
 
 def test_clusters_are_numbered_by_size_with_labels_and_nearest_documents() -> None:

@@ -10,9 +10,12 @@ import pytest
 
 from app.embeddings.models import bundled_minilm
 from app.embeddings.torch_encoder import SentenceTransformerEncoder
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
 from app.search import Searcher, SearchQuery
+from app.search.search import QueryLimits
+from app.settings import Settings
 from app.store.database import Store
-from app.store.indexes import Indexes
 from app.store.records import ChunkRecord
 from tests.support.datasets import data_dir
 
@@ -62,7 +65,7 @@ def searcher() -> Searcher:
     wanted = list(CASES.values()) + [i for i in corpus if i not in CASES.values()][:DISTRACTORS]
     embedder = RealEmbedder()
     store = Store(None)
-    indexes = Indexes(store)
+    indexes = Indexes(store, FaissFiles(None))
     collection = store.ensure_collection("default", embedder.model, 384, embedder.backend)
     for doc_id in wanted:
         doc = corpus[doc_id]
@@ -85,7 +88,7 @@ def searcher() -> Searcher:
         }
         added = store.add_document(collection.id, fields, chunks, vectors)
         indexes.add(collection.id, np.array(added.chunk_ids), vectors)
-    return Searcher(store, indexes, embedder)
+    return Searcher(store, indexes, embedder, QueryLimits.of(Settings(_env_file=None)))
 
 
 @pytest.mark.parametrize("mode", ["semantic", "keyword", "hybrid"])

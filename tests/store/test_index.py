@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.errors import BadRequest
-from app.store.index import FaissIndex, IndexFileError, sidecar_path
+from app.index.base import IndexLost
+from app.index.faiss import FaissIndex, sidecar_path
 from tests.support.documents import unit_vectors
 
 DIMENSIONS = 32
@@ -144,12 +145,12 @@ def test_load_of_a_damaged_file_raises_index_file_error(
         path.write_bytes(b"\x00not a faiss index at all" * 100)
     else:
         path.write_bytes(b"")
-    with pytest.raises(IndexFileError, match=str(path)):
+    with pytest.raises(IndexLost, match=str(path)):
         FaissIndex.load(path)
 
 
 def test_load_of_another_kind_of_faiss_index_raises(tmp_path: Path) -> None:
     path = tmp_path / "1.faiss"
     faiss.write_index(faiss.IndexFlatIP(4), str(path))
-    with pytest.raises(IndexFileError, match="IndexFlat"):
+    with pytest.raises(IndexLost, match="IndexFlat"):
         FaissIndex.load(path)

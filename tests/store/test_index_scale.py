@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from app.store.index import FaissIndex, nlist_for, sidecar_path
+from app.index.faiss import FaissIndex, nlist_for, sidecar_path
 
 DIMENSIONS = 32
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.index.faiss import FaissFiles, FaissIndex
+from app.index.indexes import Indexes
 from app.store.database import Store
-from app.store.index import FaissIndex
-from app.store.indexes import Indexes
 from app.store.records import AddResult, ChunkRecord, Collection
 from tests.support.documents import DIMENSIONS, AddDoc, unit_vectors
 
@@ -37,7 +37,7 @@ def assert_matches_store(indexes: Indexes, collection_id: int) -> None:
 @pytest.fixture
 def indexed(store: Store, collection: Collection, add_doc: AddDoc, tmp_path: Path) -> Indexed:
     """An on-disk index over three saved documents."""
-    indexes = Indexes(store, tmp_path / "indexes")
+    indexes = Indexes(store, FaissFiles(tmp_path / "indexes"))
     results = [add_doc([f"doc {n} chunk {i}" for i in range(4)]) for n in range(3)]
     for result in results:
         ingest(indexes, collection.id, result)
@@ -51,7 +51,7 @@ def test_a_new_collection_is_indexed_quietly(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    indexes = Indexes(store, tmp_path)
+    indexes = Indexes(store, FaissFiles(tmp_path))
     with caplog.at_level(logging.WARNING, logger="embedsearch.index"):
         ingest(indexes, collection.id, add_doc(["first", "document"]))
     assert caplog.records == []  # no file yet is normal for a new collection, not a loss
@@ -61,7 +61,7 @@ def test_a_new_collection_is_indexed_quietly(
 def test_ingested_index_matches_the_store(indexed: Indexed, collection: Collection) -> None:
     indexes, _ = indexed
     report = indexes.check(collection.id)
-    assert (report.ok, report.file, report.missing, report.extra) == (True, "ok", 0, 0)
+    assert (report.ok, report.state, report.missing, report.extra) == (True, "ok", 0, 0)
     assert report.index_version == report.store_version == 3
     assert_matches_store(indexes, collection.id)
 
@@ -82,9 +82,9 @@ def test_a_fresh_instance_loads_the_saved_file(
     indexed: Indexed, store: Store, collection: Collection
 ) -> None:
     indexes, _ = indexed
-    restarted = Indexes(store, indexes.directory)
+    restarted = Indexes(store, indexes.backend)
     report = restarted.check(collection.id)
-    assert (report.ok, report.file) == (True, "ok")
+    assert (report.ok, report.state) == (True, "ok")
     assert restarted.repair(collection.id).action == "none"
     assert_matches_store(restarted, collection.id)
 
@@ -122,19 +122,19 @@ def test_check_reports_and_repair_fixes_from_stored_vectors(
     indexed: Indexed, store: Store, collection: Collection, add_doc: AddDoc, kind: str
 ) -> None:
     indexes, results = indexed
-    damage(kind, indexes.path(collection.id), store, add_doc, results)
+    damage(kind, indexes.backend.path(collection.id), store, add_doc, results)
 
-    restarted = Indexes(store, indexes.directory)
+    restarted = Indexes(store, indexes.backend)
     report = restarted.check(collection.id)
     assert not report.ok
-    assert (report.file, report.missing, report.extra) == EXPECTED[kind][:3]
+    assert (report.state, report.missing, report.extra) == EXPECTED[kind][:3]
     assert restarted.check(collection.id) == report  # check changes nothing
 
     repaired = restarted.repair(collection.id)
     assert repaired.action == EXPECTED[kind][3]
     assert_matches_store(restarted, collection.id)
     # The repair was saved: yet another restart finds a good file.
-    again = Indexes(store, indexes.directory).check(collection.id)
+    again = Indexes(store, indexes.backend).check(collection.id)
     assert (again.ok, again.index_version) == (True, store.get_collection("notes").version)
 
 
@@ -144,31 +144,31 @@ def test_a_stale_version_alone_is_repaired_by_saving(
     indexes, _ = indexed
     # e.g. a crash after the index file was written but before its sidecar
     store.db.execute("UPDATE collections SET version = version + 1")
-    restarted = Indexes(store, indexes.directory)
+    restarted = Indexes(store, indexes.backend)
     report = restarted.check(collection.id)
     assert (report.ok, report.index_version, report.store_version) == (False, 3, 4)
     assert restarted.repair(collection.id).action == "updated"
-    assert Indexes(store, indexes.directory).check(collection.id).ok
+    assert Indexes(store, indexes.backend).check(collection.id).ok
 
 
 def test_rebuilding_a_lost_file_logs_a_warning(
     indexed: Indexed, store: Store, collection: Collection, caplog: pytest.LogCaptureFixture
 ) -> None:
     indexes, _ = indexed
-    indexes.path(collection.id).write_bytes(b"junk")
+    indexes.backend.path(collection.id).write_bytes(b"junk")
     with caplog.at_level(logging.WARNING, logger="embedsearch.index"):
-        reports = Indexes(store, indexes.directory).sync_all()
+        reports = Indexes(store, indexes.backend).sync_all()
     assert [(r.collection_id, r.action) for r in reports] == [(collection.id, "rebuilt")]
     assert "unreadable; rebuilt 12 vectors" in caplog.text
 
 
 def test_first_use_repairs_lazily(indexed: Indexed, store: Store, collection: Collection) -> None:
     indexes, _ = indexed
-    indexes.path(collection.id).unlink()
-    restarted = Indexes(store, indexes.directory)
+    indexes.backend.path(collection.id).unlink()
+    restarted = Indexes(store, indexes.backend)
     ids, vectors = store.chunk_vectors(collection.id)
     assert restarted.search(collection.id, vectors[:3], 1)[1][:, 0].tolist() == ids[:3].tolist()
-    assert indexes.path(collection.id).exists()
+    assert indexes.backend.path(collection.id).exists()
 
 
 def test_rebuild_replaces_whatever_is_loaded(indexed: Indexed, collection: Collection) -> None:
@@ -188,7 +188,7 @@ def test_collections_have_separate_indexes_and_dimensions(
     fields |= {"content_hash": "h", "text": "x"}
     store.add_document(small.id, fields, [ChunkRecord(0, "x", 0, 1, 1)], unit_vectors(rng, 1, 4))
     add_doc(["big one", "big two"])
-    indexes = Indexes(store)  # in memory: built from SQLite on first use
+    indexes = Indexes(store, FaissFiles(None))  # in memory: built from SQLite on first use
 
     assert [r.action for r in indexes.sync_all()] == ["rebuilt", "rebuilt"]
     assert (indexes.search(small.id, np.ones(4), 5)[1] >= 0).sum() == 1

@@ -16,8 +16,7 @@ import httpx
 # One cache of ONNX builds (slow to make) for every benchmark: EMBEDSEARCH_MODELS_DIR, or else the
 # checkout's data/models, where `embedsearch serve` run from the checkout keeps it too.
 MODELS = Path(
-    os.environ.get("EMBEDSEARCH_MODELS_DIR")
-    or Path(__file__).resolve().parents[2] / "data/models"
+    os.environ.get("EMBEDSEARCH_MODELS_DIR") or Path(__file__).resolve().parents[2] / "data/models"
 )
 
 

@@ -1,4 +1,4 @@
-"""The vector index interface and its FAISS implementation (exact, or IVF past a size)."""
+"""The FAISS index backend: one index file per collection (exact, or IVF past a size)."""
 
 from __future__ import annotations
 
@@ -7,58 +7,17 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Self
 
 import faiss
 import numpy as np
 
 from app.errors import BadRequest
+from app.index.base import IndexLost, VectorIndex
+from app.settings import DEFAULTS
+from app.store.records import Collection
 
-
-class IndexFileError(Exception):
-    """An index file that is missing, truncated or not an index."""
-
-
-class VectorIndex(Protocol):
-    """Vectors under explicit int64 ids, searched by cosine similarity."""
-
-    version: int | None
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (or replace) the vectors under these ids."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> int:
-        """Remove these ids; returns how many were present."""
-        ...
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k best (scores, ids) per query, best first; id -1 where there are fewer than k."""
-        ...
-
-    def ids(self) -> np.ndarray:
-        """Every id in the index."""
-        ...
-
-    def __len__(self) -> int:
-        """How many vectors the index holds."""
-        ...
-
-    def save(self, path: Path) -> None:
-        """Write the index and its sidecar atomically."""
-        ...
-
-    @classmethod
-    def load(cls, path: Path) -> Self:
-        """Read an index written by ``save``; IndexFileError if it cannot."""
-        ...
-
-
-# Measured by ``python -m bench.index_scale`` (see the issue notes): exact search stays below
-# this size; above it an IVF index answers with recall@10 >= 0.95 at a fraction of the latency.
-EXACT_MAX = 200_000
-# Inverted lists probed per query, and lists per index: nlist ~ sqrt(n) (a power of two).
-NPROBE = 32
+# Lists per IVF index: nlist ~ sqrt(n) (a power of two).
 MIN_NLIST, MAX_NLIST = 256, 4096
 TRAIN_PER_LIST = 40  # k-means samples per list (FAISS warns below 39)
 
@@ -83,8 +42,8 @@ class FaissIndex:
         dimensions: int,
         version: int | None = None,
         *,
-        exact_max: int = EXACT_MAX,
-        nprobe: int = NPROBE,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
     ) -> None:
         self.dimensions = dimensions
         # The collection version this index reflects, recorded in the sidecar on save.
@@ -155,21 +114,27 @@ class FaissIndex:
         _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar)))
 
     @classmethod
-    def load(cls, path: Path, *, exact_max: int = EXACT_MAX, nprobe: int = NPROBE) -> Self:
-        """Read an index written by ``save``; IndexFileError if it is missing or unreadable."""
+    def load(
+        cls,
+        path: Path,
+        *,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
+    ) -> Self:
+        """Read an index written by ``save``; IndexLost if it is missing or unreadable."""
         path = Path(path)
         if not path.is_file():
-            raise IndexFileError(f"Index file {path} does not exist.")
+            raise IndexLost(f"Index file {path} does not exist.", "missing")
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as error:
-            raise IndexFileError(f"Index file {path} is truncated or corrupt: {error}") from error
+            raise IndexLost(f"Index file {path} is truncated or corrupt: {error}") from error
         ours = isinstance(index, faiss.IndexIDMap2) or (
             isinstance(index, faiss.IndexIVFFlat)
             and index.metric_type == faiss.METRIC_INNER_PRODUCT
         )
         if not ours:
-            raise IndexFileError(f"Index file {path} holds a {type(index).__name__}, not ours.")
+            raise IndexLost(f"Index file {path} holds a {type(index).__name__}, not ours.")
         version = read_sidecar(path).get("version")
         loaded = cls(index.d, version=version, exact_max=exact_max, nprobe=nprobe)
         loaded._index = index
@@ -236,6 +201,55 @@ class FaissIndex:
             )
         faiss.normalize_L2(vectors)
         return vectors
+
+
+class FaissFiles:
+    """FAISS indexes in memory, saved as one file (and sidecar) per collection in a directory."""
+
+    name = "faiss"
+
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        exact_max: int = DEFAULTS.index_exact_max,
+        nprobe: int = DEFAULTS.index_nprobe,
+    ) -> None:
+        # None keeps indexes in memory only (tests); they are rebuilt from SQLite on first use.
+        self.directory = directory
+        # Past exact_max vectors an index turns approximate (IVF), searched with nprobe lists.
+        self.options = {"exact_max": exact_max, "nprobe": nprobe}
+
+    def path(self, collection_id: int) -> Path | None:
+        """Where the collection's index file lives (None when in memory only)."""
+        return None if self.directory is None else self.directory / f"{collection_id}.faiss"
+
+    def open(self, collection: Collection) -> FaissIndex:
+        """The collection's index file; IndexLost if it is missing, unreadable or not for it."""
+        path = self.path(collection.id)
+        if path is None:
+            raise IndexLost("Indexes are kept in memory only.", "missing")
+        index = FaissIndex.load(path, **self.options)
+        # A file from another collection or model is as useless as a corrupt one.
+        if index.dimensions != collection.dimensions:
+            raise IndexLost(f"Index file {path} holds {index.dimensions}-dimensional vectors.")
+        return index
+
+    def create(self, collection: Collection) -> FaissIndex:
+        """A new empty index (written on save)."""
+        return FaissIndex(collection.dimensions, **self.options)
+
+    def save(self, collection: Collection, index: VectorIndex) -> None:
+        """Write the index file if this backend keeps files."""
+        assert isinstance(index, FaissIndex)  # a backend only saves the indexes it made
+        path = self.path(collection.id)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            index.save(path)
+
+    def describe(self, collection_id: int) -> str:
+        """The index file's path (or "memory")."""
+        return str(self.path(collection_id) or "memory")
 
 
 def _flat(dimensions: int) -> faiss.Index:

@@ -1,71 +1,32 @@
-"""One vector index per collection, kept in step with the chunks stored in SQLite."""
+"""One vector index per collection, kept in step with the chunks stored in SQLite.
+
+This is the one place that decides when an index follows the store (on first use, at start-up,
+on ``verify --repair``), whichever backend keeps the indexes.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
+from app.index.base import Backend, IndexLost, Report, VectorIndex
 from app.store.database import Store
-from app.store.index import EXACT_MAX, NPROBE, FaissIndex, IndexFileError
 
 log = logging.getLogger("embedsearch.index")
 
 
-@dataclass(frozen=True)
-class Report:
-    """How a collection's index compared with SQLite, and what was done about it.
-
-    ``file`` is "ok" (loaded or already in memory), "missing" or "unreadable";
-    ``missing`` counts chunk ids the index lacks, ``extra`` ids SQLite no longer has;
-    ``action`` is "none", "updated" or "rebuilt".
-    """
-
-    collection_id: int
-    file: str
-    index_version: int | None
-    store_version: int
-    missing: int
-    extra: int
-    action: str = "none"
-
-    @property
-    def ok(self) -> bool:
-        """Whether the index matched SQLite exactly."""
-        return (
-            self.file == "ok"
-            and self.index_version == self.store_version
-            and not self.missing
-            and not self.extra
-        )
-
-
 class Indexes:
-    """The vector indexes of all collections, loaded lazily and repaired from stored vectors."""
+    """The vector indexes of all collections, opened lazily and repaired from stored vectors."""
 
-    def __init__(
-        self,
-        store: Store,
-        directory: Path | None = None,
-        *,
-        exact_max: int = EXACT_MAX,
-        nprobe: int = NPROBE,
-    ) -> None:
+    def __init__(self, store: Store, backend: Backend) -> None:
         self.store = store
-        # Past exact_max vectors an index turns approximate (IVF), searched with nprobe lists.
-        self.options = {"exact_max": exact_max, "nprobe": nprobe}
-        # None keeps indexes in memory only (tests); they are rebuilt from SQLite on first use.
-        self.directory = directory
-        self._indexes: dict[int, FaissIndex] = {}
+        self.backend = backend
+        self._indexes: dict[int, VectorIndex] = {}
         self._locks: dict[int, threading.RLock] = {}
         self._locks_lock = threading.Lock()
-
-    def path(self, collection_id: int) -> Path | None:
-        """Where the collection's index file lives (None when in memory only)."""
-        return None if self.directory is None else self.directory / f"{collection_id}.faiss"
 
     def add(self, collection_id: int, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add (or replace) vectors under these chunk ids."""
@@ -88,19 +49,20 @@ class Indexes:
         """Persist the collection's index (call after the SQLite commit and the index update)."""
         with self._lock(collection_id):
             index = self._get(collection_id)
-            index.version = self.store.get_collection_by_id(collection_id).version
-            self._persist(collection_id, index)
+            collection = self.store.get_collection_by_id(collection_id)
+            index.version = collection.version
+            self.backend.save(collection, index)
 
     def check(self, collection_id: int) -> Report:
-        """Compare the index (in memory, else on disk) with SQLite without changing either."""
+        """Compare the index (in memory, else as saved) with SQLite without changing either."""
         with self._lock(collection_id):
             return self._compare(collection_id, *self._current(collection_id))[0]
 
     def repair(self, collection_id: int) -> Report:
         """Bring the index up to date from stored vectors (rebuilding it if unreadable) and save."""
         with self._lock(collection_id):
-            index, file = self._current(collection_id)
-            report, missing, extra = self._compare(collection_id, index, file)
+            index, state = self._current(collection_id)
+            report, missing, extra = self._compare(collection_id, index, state)
             if index is None:
                 return self._rebuild(report)
             self._indexes[collection_id] = index
@@ -109,7 +71,7 @@ class Indexes:
             index.remove(extra)
             index.add(*self.store.chunk_vectors(collection_id, missing))
             index.version = report.store_version
-            self._persist(collection_id, index)
+            self.backend.save(self.store.get_collection_by_id(collection_id), index)
             return replace(report, action="updated")
 
     def rebuild(self, collection_id: int) -> Report:
@@ -126,36 +88,31 @@ class Indexes:
         with self._locks_lock:
             return self._locks.setdefault(collection_id, threading.RLock())
 
-    def _get(self, collection_id: int) -> FaissIndex:
-        """The collection's index, loaded and repaired on first use."""
+    def _get(self, collection_id: int) -> VectorIndex:
+        """The collection's index, opened and repaired on first use."""
         if collection_id not in self._indexes:
-            path = self.path(collection_id)
-            if path is None or not path.exists():
-                # A collection created since start-up has no file yet: start empty and let
-                # repair fill it, without the lost-file warning (sync_all gives that).
-                dimensions = self.store.get_collection_by_id(collection_id).dimensions
-                self._indexes[collection_id] = FaissIndex(dimensions, **self.options)
+            index, state = self._current(collection_id)
+            if index is None and state == "missing":
+                # A collection created since start-up has no index yet: start empty and let
+                # repair fill it, without the lost-index warning (sync_all gives that).
+                collection = self.store.get_collection_by_id(collection_id)
+                index = self.backend.create(collection)
+            if index is not None:
+                self._indexes[collection_id] = index
             self.repair(collection_id)
         return self._indexes[collection_id]
 
-    def _current(self, collection_id: int) -> tuple[FaissIndex | None, str]:
-        """The index in memory, else the one on disk, with the file's state."""
+    def _current(self, collection_id: int) -> tuple[VectorIndex | None, str]:
+        """The index in memory, else the saved one, with its state."""
         if collection_id in self._indexes:
             return self._indexes[collection_id], "ok"
-        path = self.path(collection_id)
-        if path is None or not path.exists():
-            return None, "missing"
         try:
-            index = FaissIndex.load(path, **self.options)
-        except IndexFileError:
-            return None, "unreadable"
-        # A file from another collection or model is as useless as a corrupt one.
-        if index.dimensions != self.store.get_collection_by_id(collection_id).dimensions:
-            return None, "unreadable"
-        return index, "ok"
+            return self.backend.open(self.store.get_collection_by_id(collection_id)), "ok"
+        except IndexLost as lost:
+            return None, lost.state
 
     def _compare(
-        self, collection_id: int, index: FaissIndex | None, file: str
+        self, collection_id: int, index: VectorIndex | None, state: str
     ) -> tuple[Report, np.ndarray, np.ndarray]:
         """How ``index`` differs from SQLite: a report, the missing ids and the extra ids."""
         # Version first: if a write lands between the two reads, the index looks stale
@@ -167,7 +124,7 @@ class Indexes:
         extra = np.setdiff1d(index_ids, stored_ids)
         report = Report(
             collection_id=collection_id,
-            file=file,
+            state=state,
             index_version=None if index is None else index.version,
             store_version=store_version,
             missing=len(missing),
@@ -178,24 +135,18 @@ class Indexes:
     def _rebuild(self, report: Report) -> Report:
         """Replace the index with one built from stored vectors, save it and report."""
         collection = self.store.get_collection_by_id(report.collection_id)
-        index = FaissIndex(collection.dimensions, version=report.store_version, **self.options)
+        index = self.backend.create(collection)
         index.add(*self.store.chunk_vectors(collection.id))
-        lost = report.file == "unreadable" or (report.file == "missing" and report.missing)
-        if lost and self.directory is not None:
+        index.version = report.store_version
+        lost = report.state == "unreadable" or (report.state == "missing" and report.missing)
+        if lost:
             log.warning(
-                "Index file %s for collection %r was %s; rebuilt %d vectors from SQLite",
-                self.path(collection.id),
+                "Index %s for collection %r was %s; rebuilt %d vectors from SQLite",
+                self.backend.describe(collection.id),
                 collection.name,
-                report.file,
+                report.state,
                 len(index),
             )
         self._indexes[collection.id] = index
-        self._persist(collection.id, index)
+        self.backend.save(collection, index)
         return replace(report, action="rebuilt")
-
-    def _persist(self, collection_id: int, index: FaissIndex) -> None:
-        """Save the index if this instance keeps files."""
-        path = self.path(collection_id)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            index.save(path)

@@ -1,0 +1,123 @@
+"""Commands that run the server or work on its data directory offline: serve, verify, reindex,
+compact, export, import, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from app.settings import PROJECT_ROOT, Settings
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the HTTP server."""
+    import uvicorn
+
+    from app.main import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if host in LOCAL_HOSTS:
+        logging.getLogger("embedsearch").info(
+            "Listening on %s only. To expose it, set EMBEDSEARCH_API_KEYS first, then "
+            "EMBEDSEARCH_HOST=0.0.0.0 (ideally behind a TLS reverse proxy).",
+            host,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Compare every collection's index with SQLite; with --repair, fix what differs."""
+    from app.main import open_store
+
+    store, indexes = open_store(settings)
+    clean = True
+    for collection in store.list_collections():
+        report = indexes.repair(collection.id) if args.repair else indexes.check(collection.id)
+        clean &= report.ok
+        state = "ok" if report.ok else "MISMATCH"
+        print(
+            f"{collection.name}: {state} (index {report.state}, index version "
+            f"{report.index_version}, store version {report.store_version}, "
+            f"{report.missing} missing, {report.extra} extra"
+            + (f"; {report.action})" if args.repair else ")")
+        )
+    store.close()
+    return 0 if clean or args.repair else 1
+
+
+def reindex(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild every collection's index from the vectors stored in SQLite (no re-embedding)."""
+    from app.main import open_store
+
+    store, indexes = open_store(settings)
+    for collection in store.list_collections():
+        indexes.rebuild(collection.id)
+        print(f"{collection.name}: rebuilt, {collection.chunks} vectors")
+    store.close()
+    return 0
+
+
+def compact(settings: Settings, args: argparse.Namespace) -> int:
+    """Reclaim the space of deleted documents (SQLite VACUUM)."""
+    from app.store.database import Store
+
+    path = settings.data_dir / "embedsearch.db"
+    before = path.stat().st_size
+    store = Store(path)
+    store.compact()
+    store.close()
+    print(f"{before} -> {path.stat().st_size} bytes")
+    return 0
+
+
+def export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the database and a manifest to one archive."""
+    from app.store.backup import export_archive
+
+    manifest = export_archive(settings.data_dir / "embedsearch.db", Path(args.archive))
+    counts = ", ".join(f"{c['name']}: {c['documents']} documents" for c in manifest["collections"])
+    print(f"exported to {args.archive} ({counts or 'no collections'})")
+    return 0
+
+
+def import_(settings: Settings, args: argparse.Namespace) -> int:
+    """Restore an archive into an empty data directory and rebuild the indexes."""
+    from app.errors import AppError
+    from app.main import open_store
+    from app.store.backup import import_archive
+
+    try:
+        manifest = import_archive(Path(args.archive), settings.data_dir)
+    except AppError as error:
+        print(f"embedsearch: {error.message}", file=sys.stderr)
+        return 1
+    store, indexes = open_store(settings)
+    for collection in store.list_collections():
+        indexes.rebuild(collection.id)
+    store.close()
+    print(f"imported {len(manifest['collections'])} collection(s) into {settings.data_dir}")
+    return 0
+
+
+def bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the benchmarks of a source checkout's bench/ (its own options follow ``bench``)."""
+    # bench/ sits beside app/ in a checkout (an editable install maps only app/), not in a wheel.
+    if not (PROJECT_ROOT / "bench" / "runner.py").is_file():
+        print(
+            "embedsearch: the benchmarks are not installed with the package; run "
+            "`embedsearch bench` from a source checkout (pip install -e .).",
+            file=sys.stderr,
+        )
+        return 2
+    # A child process with the checkout on its path: bench/ is no package of this install.
+    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-m", "bench", *args.options]
+    return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}).returncode

@@ -1,0 +1,95 @@
+"""The index interface: one vector index per collection, and the backend that keeps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from app.store.records import Collection
+
+
+class IndexLost(Exception):
+    """A collection's index that is missing, truncated or not one of ours (rebuilt from SQLite)."""
+
+    def __init__(self, message: str, state: str = "unreadable") -> None:
+        super().__init__(message)
+        self.state = state  # "missing" or "unreadable"
+
+
+class VectorIndex(Protocol):
+    """One collection's vectors under explicit int64 chunk ids, searched by cosine similarity."""
+
+    dimensions: int
+    version: int | None  # the collection version this index reflects, recorded on save
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (or replace) the vectors under these ids."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove these ids; returns how many were present."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k best (scores, ids) per query, best first; id -1 where there are fewer than k."""
+        ...
+
+    def ids(self) -> np.ndarray:
+        """Every id in the index."""
+        ...
+
+    def __len__(self) -> int:
+        """How many vectors the index holds."""
+        ...
+
+
+class Backend(Protocol):
+    """Where a kind of index lives: how one is opened, created empty and saved."""
+
+    name: str
+
+    def open(self, collection: Collection) -> VectorIndex:
+        """The collection's saved index; IndexLost if it is missing or unusable."""
+        ...
+
+    def create(self, collection: Collection) -> VectorIndex:
+        """A new empty index for the collection, replacing any saved one once it is saved."""
+        ...
+
+    def save(self, collection: Collection, index: VectorIndex) -> None:
+        """Make the index (and its version) durable."""
+        ...
+
+    def describe(self, collection_id: int) -> str:
+        """Where the collection's index lives, for messages."""
+        ...
+
+
+@dataclass(frozen=True)
+class Report:
+    """How a collection's index compared with SQLite, and what was done about it.
+
+    ``state`` is "ok" (opened or already in memory), "missing" or "unreadable";
+    ``missing`` counts chunk ids the index lacks, ``extra`` ids SQLite no longer has;
+    ``action`` is "none", "updated" or "rebuilt".
+    """
+
+    collection_id: int
+    state: str
+    index_version: int | None
+    store_version: int
+    missing: int
+    extra: int
+    action: str = "none"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the index matched SQLite exactly."""
+        return (
+            self.state == "ok"
+            and self.index_version == self.store_version
+            and not self.missing
+            and not self.extra
+        )
