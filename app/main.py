@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import faiss
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from app.index.factory import open_indexes
 from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
 from app.ingest.jobs import Ingestor
+from app.ingest.worker import JobWorker
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
@@ -55,10 +57,15 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
     )
 
 
+def database_url(settings: Settings) -> str | Path:
+    """The configured database: a PostgreSQL URL, or the SQLite file in the data directory."""
+    return settings.database_url or settings.data_dir / "embedsearch.db"
+
+
 def open_store(settings: Settings) -> tuple[Store, Indexes]:
-    """The SQLite store and its vector indexes under the data directory."""
+    """The store (SQLite or PostgreSQL) and this replica's vector indexes, which follow it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir / "embedsearch.db")
+    store = Store(database_url(settings), pool_size=settings.database_pool_size)
     return store, open_indexes(settings, store)
 
 
@@ -84,25 +91,29 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )
+    worker = JobWorker(
+        store,
+        ingestor,
+        lease_seconds=settings.job_lease_seconds,
+        poll_seconds=settings.job_poll_seconds,
+        max_attempts=settings.job_max_attempts,
+        removals_keep_seconds=settings.removals_keep_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faiss.omp_set_num_threads(1)  # one query at a time: threads only fight the model for cores
         engine.start()
-        interrupted = store.fail_unfinished_jobs("Interrupted: the server stopped during this job.")
-        if interrupted:
-            log.warning(
-                "%d ingestion job(s) were interrupted by a restart; marked failed.", interrupted
-            )
         for report in indexes.sync_all():
             if report.action != "none":
                 log.warning(
-                    "Index of collection %d was %s from SQLite.",
+                    "Index of collection %d was %s from the database.",
                     report.collection_id,
                     report.action,
                 )
+        worker.start()  # after the indexes are in step: jobs of a replica that died resume here
         yield
-        ingestor.shutdown()
+        worker.stop()
         engine.stop()
         store.close()
 
@@ -121,6 +132,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.state.indexes = indexes
     app.state.embedder = embedder
     app.state.ingestor = ingestor
+    app.state.worker = worker
     errors.install(app, page_for_404=not_found_page)
     app.include_router(health.router)
     app.include_router(embeddings.router)

@@ -90,6 +90,36 @@ class Settings(BaseSettings):
         description="Vectors in a collection above which its index turns from exact search to "
         "approximate (IVF); back to exact below half of it.",
     )
+    database_url: str | None = Field(
+        None,
+        description="Database: unset uses the SQLite file `embedsearch.db` in the data "
+        "directory; `postgresql://user@host:5432/name` a PostgreSQL database that many replicas "
+        "share.",
+    )
+    database_pool_size: int = Field(
+        10, description="Most connections one replica opens to PostgreSQL."
+    )
+    job_lease_seconds: float = Field(
+        30.0,
+        description="How long a replica's claim on an ingestion job lasts unless renewed (it "
+        "renews every third of it); a job of a replica that died is taken over after this.",
+    )
+    job_poll_seconds: float = Field(
+        1.0, description="How often a replica looks for ingestion jobs queued by other replicas."
+    )
+    job_max_attempts: int = Field(
+        3, description="Claims of one ingestion job (replicas dying under it) before it fails."
+    )
+    index_follow_seconds: float = Field(
+        0.0,
+        description="Least time between a replica's checks that its index has every change in "
+        "the database; 0: before every search, so a search sees every write committed before it.",
+    )
+    removals_keep_seconds: float = Field(
+        86_400.0,
+        description="How long removed chunk ids are kept for indexes to follow; an index older "
+        "than that compares every id instead.",
+    )
     index_nprobe: int = Field(
         32,
         description="Lists an approximate (IVF) index searches per query: more is slower, surer.",

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.settings import get_settings
+from app.cli.admin import startup_message
+from app.settings import Settings, get_settings
 from app.store.database import Store
 
 
@@ -82,3 +83,13 @@ def test_import_refuses_a_damaged_archive(tmp_path: Path, monkeypatch, capsys) -
     assert run_cli("import", str(bad)) == 1
     assert "not an embedsearch export" in capsys.readouterr().err
     get_settings.cache_clear()
+
+
+def test_startup_message_names_address_embeddings_and_data(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, backend="onnx", _env_file=None)
+    local = startup_message(settings, "127.0.0.1", 8123)
+    assert local.startswith("embedsearch at http://127.0.0.1:8123 ")
+    assert f"model all-MiniLM-L6-v2 on onnx (loading); data in {tmp_path}" in local
+    remote = settings.model_copy(update={"embeddings_url": "http://other:8000/v1"})
+    assert "at http://[::]:80 " in startup_message(remote, "::", 80)
+    assert "embeddings from http://other:8000/v1;" in startup_message(remote, "::", 80)

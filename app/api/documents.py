@@ -16,8 +16,9 @@ from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import extract, json_record
-from app.ingest.jobs import Ingestor, Source
+from app.ingest.jobs import Source
 from app.ingest.synced import check_path, tag_documents
+from app.ingest.worker import JobWorker
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
@@ -50,12 +51,12 @@ class DocumentsIn(BaseModel):
         return value
 
 
-async def get_ingestor(request: Request) -> Ingestor:
-    """The app's ingestion job runner."""
-    return request.app.state.ingestor
+async def get_worker(request: Request) -> JobWorker:
+    """The app's ingestion job worker."""
+    return request.app.state.worker
 
 
-IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+WorkerDep = Annotated[JobWorker, Depends(get_worker)]
 
 
 def check_collection_name(name: str) -> str:
@@ -77,6 +78,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "object": "ingestion.job",
         "collection": job.collection,
         "state": job.state,
+        "worker": job.worker,
+        "attempts": job.attempts,
         "progress": {"done": job.done, "total": job.total},
         "error": job.error,
         "documents": [i for f in result.get("files", []) for i in f["documents"]],
@@ -161,7 +164,8 @@ async def _read_json(request: Request) -> DocumentsIn:
 @router.post("/api/documents", status_code=202)
 async def create_documents(
     request: Request,
-    ingestor: IngestorDep,
+    worker: WorkerDep,
+    store: StoreDep,
     wait: Annotated[bool, Query(description="Answer only when the job has finished.")] = False,
 ) -> JSONResponse:
     """Upload documents: multipart files (field `files`) or JSON records; runs as a job."""
@@ -186,9 +190,12 @@ async def create_documents(
             raise failures[0]
         reasons = "; ".join(f"{s.name}: {s.error}" for s in sources)
         raise Unprocessable(f"None of the files could be read. {reasons}")
-    job, done = ingestor.submit(collection, sources)
-    if wait:
-        return JSONResponse(job_json(await asyncio.wrap_future(done)), status_code=200)
+    job = await asyncio.to_thread(worker.submit, collection, sources)
+    if wait:  # whichever replica runs the job, it is finished when the database says so
+        while job.state not in ("done", "failed"):
+            await asyncio.sleep(0.05)
+            job = await asyncio.to_thread(store.get_job, job.id)
+        return JSONResponse(job_json(job), status_code=200)
     return JSONResponse(job_json(job), status_code=202)
 
 

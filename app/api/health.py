@@ -7,15 +7,19 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.auth import KeyDep
+from app.errors import AppError
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
 def health(request: Request) -> JSONResponse:
-    """Ready (200) once the model is loaded; 503 while it loads or if it failed."""
+    """Ready (200) once the model is loaded and the database answers; 503 otherwise, with why."""
     engine = request.app.state.engine
-    if engine.error is not None:
+    database = _database_error(request)
+    if database is not None:
+        body, status = {"status": "error", "ready": False, "error": database}, 503
+    elif engine.error is not None:
         body, status = {"status": "error", "ready": False, "error": str(engine.error)}, 503
     elif engine.ready.is_set():
         body, status = {"status": "ok", "ready": True}, 200
@@ -24,6 +28,15 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(
         {**body, "models": list(engine.registry.specs), **_backend(request)}, status_code=status
     )
+
+
+def _database_error(request: Request) -> str | None:
+    """Why the database does not answer, or None when it does."""
+    try:
+        request.app.state.store.ping()
+    except AppError as exc:
+        return exc.message
+    return None
 
 
 def _backend(request: Request) -> dict[str, str]:

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Which CPU build faiss loads, and from where the model is read, is not news to a user.
+    for chatty in ("faiss.loader", "sentence_transformers"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         status = args.run(get_settings(), args)
     except CliError as error:

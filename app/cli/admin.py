@@ -15,6 +15,20 @@ from app.settings import PROJECT_ROOT, Settings
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def startup_message(settings: Settings, host: str, port: int) -> str:
+    """What a user needs to know as the server starts: where it is and what it runs."""
+    embeddings = (
+        f"embeddings from {settings.embeddings_url}"
+        if settings.embeddings_url
+        else f"model {settings.model} on {settings.backend} (loading)"
+    )
+    address = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL
+    return (
+        f"embedsearch at http://{address}:{port} (UI at /, API docs at /docs); "
+        f"{embeddings}; data in {settings.data_dir.resolve()}"
+    )
+
+
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the HTTP server."""
     import uvicorn
@@ -23,8 +37,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    log = logging.getLogger("embedsearch")
+    log.info(startup_message(settings, host, port))
     if host in LOCAL_HOSTS:
-        logging.getLogger("embedsearch").info(
+        log.info(
             "Listening on %s only. To expose it, set EMBEDSEARCH_API_KEYS first, then "
             "EMBEDSEARCH_HOST=0.0.0.0 (ideally behind a TLS reverse proxy).",
             host,
@@ -66,9 +82,15 @@ def reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def compact(settings: Settings, args: argparse.Namespace) -> int:
-    """Reclaim the space of deleted documents (SQLite VACUUM)."""
+    """Reclaim the space of deleted documents (VACUUM)."""
     from app.store.database import Store
 
+    if settings.database_url:
+        store = Store(settings.database_url, pool_size=1)
+        store.compact()
+        store.close()
+        print("vacuumed the PostgreSQL database")
+        return 0
     path = settings.data_dir / "embedsearch.db"
     before = path.stat().st_size
     store = Store(path)
@@ -81,6 +103,10 @@ def compact(settings: Settings, args: argparse.Namespace) -> int:
 def export(settings: Settings, args: argparse.Namespace) -> int:
     """Write the database and a manifest to one archive."""
     from app.store.backup import export_archive
+
+    if settings.database_url:
+        print("embedsearch: export copies the SQLite file; back PostgreSQL up with pg_dump.")
+        return 1
 
     manifest = export_archive(settings.data_dir / "embedsearch.db", Path(args.archive))
     counts = ", ".join(f"{c['name']}: {c['documents']} documents" for c in manifest["collections"])

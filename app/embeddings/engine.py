@@ -254,7 +254,14 @@ class Engine:
         try:
             for spec in self.registry.specs.values():
                 self.encoders[spec.id] = self._load(spec)
-            log.info("Model ready: %s", ", ".join(self.encoders))
+            for name, encoder in self.encoders.items():
+                why = f" instead of {encoder.requested_backend}: {encoder.fallback}"
+                log.info(
+                    "Model ready: %s on %s%s",
+                    name,
+                    encoder.backend,
+                    why if encoder.fallback else "",
+                )
         except Exception as exc:  # reported by /health and every request
             log.exception("Model failed to load")
             self.error = exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -92,7 +92,17 @@ GUARD_TEXTS = [
 ]
 
 
-def guard(spec: ModelSpec, path: Path, threads: int = 0) -> dict[str, Any]:
+class GuardResult(TypedDict):
+    """How close an ONNX build's vectors came to torch's, as kept in the build record."""
+
+    texts: int
+    mean_cosine: float
+    min_cosine: float
+    threshold: float
+    passed: bool
+
+
+def guard(spec: ModelSpec, path: Path, threads: int = 0) -> GuardResult:
     """Mean and min cosine of the ONNX model's vectors to torch fp32 on GUARD_TEXTS."""
     reference = SentenceTransformerEncoder(spec, threads=threads)
     candidate = OnnxEncoder(spec, path, threads=threads, base=reference.model)

@@ -34,9 +34,9 @@ import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from app.embeddings.guard import guard
+from app.embeddings.guard import GuardResult, guard
 from app.embeddings.models import ModelSpec
 from app.embeddings.onnx import INPUTS
 
@@ -61,7 +61,8 @@ class Quantization:
     weights_symmetric: bool = True
     activations_symmetric: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | bool]:
+        """The settings as the build record keeps them."""
         return dict(self.__dict__)
 
 
@@ -154,12 +155,14 @@ class Build:
     record: dict
 
     @property
-    def guard(self) -> dict:
-        return self.record["guard"]
+    def guard(self) -> GuardResult:
+        """The quality guard's verdict on this build."""
+        return cast(GuardResult, self.record["guard"])  # written by guard() into the record
 
     @property
     def passed(self) -> bool:
-        return bool(self.guard["passed"])
+        """Whether the build is close enough to torch to serve."""
+        return self.guard["passed"]
 
 
 class ModelCache:

@@ -15,4 +15,4 @@ def open_indexes(settings: Settings, store: Store) -> Indexes:
         exact_max=settings.index_exact_max,
         nprobe=settings.index_nprobe,
     )
-    return Indexes(store, backend)
+    return Indexes(store, backend, follow_seconds=settings.index_follow_seconds)

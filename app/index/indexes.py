@@ -1,18 +1,25 @@
-"""One vector index per collection, kept in step with the chunks stored in SQLite.
+"""One vector index per collection, kept in step with the chunks stored in the database.
 
-This is the one place that decides when an index follows the store (on first use, at start-up,
-on ``verify --repair``), whichever backend keeps the indexes.
+This is the one place that decides when an index follows the store, whichever backend keeps the
+indexes: on first use, at start-up, on ``verify --repair``, and before every search and save.
+Each replica keeps its own indexes and follows the database by its change counter: it compares
+the index's collection version with the database's and applies only the chunks added and removed
+since (``Store.changes``), or compares every id when the removals it missed were pruned. So a
+search sees every write committed before it began, on any replica; ``follow_seconds`` > 0 trades
+that for fewer version checks (a replica then answers at most that many seconds behind).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
 
 from app.index.base import Backend, IndexLost, Report, VectorIndex
+from app.settings import DEFAULTS
 from app.store.database import Store
 
 log = logging.getLogger("embedsearch.index")
@@ -21,9 +28,17 @@ log = logging.getLogger("embedsearch.index")
 class Indexes:
     """The vector indexes of all collections, opened lazily and repaired from stored vectors."""
 
-    def __init__(self, store: Store, backend: Backend) -> None:
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        *,
+        follow_seconds: float = DEFAULTS.index_follow_seconds,
+    ) -> None:
         self.store = store
         self.backend = backend
+        self.follow_seconds = follow_seconds
+        self._followed: dict[int, float] = {}  # collection id -> when it last followed
         self._indexes: dict[int, VectorIndex] = {}
         self._locks: dict[int, threading.RLock] = {}
         self._locks_lock = threading.Lock()
@@ -43,15 +58,38 @@ class Indexes:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest chunks per query as (scores, ids), best first, -1 ids past the end."""
         with self._lock(collection_id):
+            if time.monotonic() - self._followed.get(collection_id, -1e9) >= self.follow_seconds:
+                self.follow(collection_id)
             return self._get(collection_id).search(queries, k)
 
-    def save(self, collection_id: int) -> None:
-        """Persist the collection's index (call after the SQLite commit and the index update)."""
+    def follow(self, collection_id: int) -> str:
+        """Bring the index up to the database's version by the changes since its own; returns
+        "none", "followed" or "repaired" (every id compared: removals it missed were pruned)."""
         with self._lock(collection_id):
             index = self._get(collection_id)
+            self._followed[collection_id] = time.monotonic()
+            version = self.store.collection_version(collection_id)
+            if index.version == version:
+                return "none"
+            changes = (
+                None
+                if index.version is None
+                else self.store.changes(collection_id, index.version, version)
+            )
+            if changes is None:
+                self.repair(collection_id)
+                return "repaired"
+            index.remove(changes.removed)
+            index.add(changes.ids, changes.vectors)
+            index.version = version
+            return "followed"
+
+    def save(self, collection_id: int) -> None:
+        """Follow the database, then make the collection's index durable."""
+        with self._lock(collection_id):
+            self.follow(collection_id)
             collection = self.store.get_collection_by_id(collection_id)
-            index.version = collection.version
-            self.backend.save(collection, index)
+            self.backend.save(collection, self._get(collection_id))
 
     def check(self, collection_id: int) -> Report:
         """Compare the index (in memory, else as saved) with SQLite without changing either."""

@@ -1,9 +1,10 @@
 """Ingestion jobs: extracted documents are deduplicated, chunked, embedded and stored.
 
-Jobs run one at a time on a background thread, in the order they came. Each document is stored
-in one SQLite transaction and then added to the vector index; the index file is saved as the job
-goes and at its end. A crash between the two leaves SQLite ahead of the index, and start-up
-brings the index back up to date from the stored vectors.
+A job is stored with what it ingests (``sources_payload``) and run by whichever replica's
+worker claims it (``app.ingest.worker``). Each document is stored in one database transaction;
+the vector index follows the database, and its file is saved as the job goes and at its end. A
+job taken over from a replica that died skips the documents that replica already stored (same
+content), so nothing is stored twice.
 
 A document that cannot be chunked, embedded or stored fails alone: its file reports the reason
 and the job carries on with the others.
@@ -16,8 +17,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TypedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from app.ingest.extract import Extracted
 from app.ingest.synced import remove_leftovers
 from app.settings import DEFAULTS
 from app.store.database import Store
+from app.store.jobs import LeaseLost
 from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
@@ -114,6 +116,38 @@ class Source:
         }
 
 
+def sources_payload(sources: list[Source]) -> list[dict[str, Any]]:
+    """Sources as JSON, for a job any replica can run."""
+    return [
+        {
+            "name": s.name,
+            "path": s.path,
+            "error": s.error,
+            "documents": [asdict(d) for d in s.documents],
+        }
+        for s in sources
+    ]
+
+
+def sources_from_payload(
+    payload: list[dict[str, Any]], result: dict[str, Any] | None
+) -> list[Source]:
+    """Sources from a job's payload, with what an earlier attempt's ``result`` recorded."""
+    earlier = {i: f for i, f in enumerate((result or {}).get("files", []))}
+    sources = []
+    for i, item in enumerate(payload):
+        documents = [
+            Extracted(**(d | {"sections": [tuple(s) for s in d["sections"]]}))
+            for d in item["documents"]
+        ]
+        source = Source(item["name"], documents, error=item["error"], path=item["path"])
+        if done := earlier.get(i):
+            source.added, source.replaced = done["added"], done["replaced"]
+            source.duplicate, source.document_ids = done["duplicate"], list(done["documents"])
+        sources.append(source)
+    return sources
+
+
 @dataclass
 class _Pending:
     source: Source
@@ -135,6 +169,7 @@ class Ingestor:
         *,
         chunk_tokens: int = DEFAULTS.chunk_tokens,
         chunk_overlap: int = DEFAULTS.chunk_overlap,
+        worker: str | None = None,
     ) -> None:
         self.store = store
         self.indexes = indexes
@@ -142,30 +177,28 @@ class Ingestor:
         self.encoder = encoder  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="embedsearch-ingest")
+        self.worker = worker  # the job's holder: its writes stop if another takes it over
 
-    def submit(self, collection: str, sources: list[Source]) -> tuple[Job, Future[Job]]:
-        """Queue a job; returns it and a future that resolves when it ends."""
-        job = self.store.create_job(collection, total=0)
-        return job, self._runner.submit(self.run, job.id, collection, sources)
-
-    def shutdown(self) -> None:
-        """Finish the running job and drop queued ones (they are marked failed at next start)."""
-        self._runner.shutdown(wait=True, cancel_futures=True)
-
-    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
-        """Run one job to the end; a failing document fails alone, with its reason."""
+    def run(self, job_id: str, collection: str, sources: list[Source]) -> Job | None:
+        """Run one job to the end; a failing document fails alone, with its reason. None if
+        another worker took the job over meanwhile (this one was too slow to renew its lease)."""
         try:
             return self._run(job_id, collection, sources)
+        except LeaseLost:
+            log.warning("Ingestion job %s was taken over by another worker", job_id)
+            return None
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
-            return self.store.update_job(job_id, state="failed", error=_reason(exc))
+            return self._update(job_id, state="failed", error=_reason(exc))
+
+    def _update(self, job_id: str, **fields: Any) -> Job:
+        return self.store.update_job(job_id, worker=self.worker, **fields)
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
-        self.store.update_job(job_id, state="extracting")
+        self._update(job_id, state="extracting")
         pending = list(self._plan(collection, sources))
         total = sum(len(p.chunks) for p in pending)
-        self.store.update_job(job_id, state="embedding", total=total, result=_summary(sources))
+        self._update(job_id, state="embedding", total=total, result=_summary(sources))
         done = 0
         target: Collection | None = None
         saved = time.monotonic()
@@ -181,7 +214,7 @@ class Ingestor:
             if target is not None and time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
-            self.store.update_job(job_id, done=done, result=_summary(sources))
+            self._update(job_id, done=done, result=_summary(sources))
         if target is not None:
             self.indexes.save(target.id)
         if existing := _existing_collection(self.store, collection):
@@ -192,7 +225,7 @@ class Ingestor:
                 if s.path and not s.error
             }
             remove_leftovers(self.store, self.indexes, existing.id, files)
-        return self.store.update_job(job_id, state="done", done=done, result=_summary(sources))
+        return self._update(job_id, state="done", done=done, result=_summary(sources))
 
     def _collection(self, name: str, dimensions: int) -> Collection:
         """The target collection; Conflict if its vectors came from an incompatible backend."""
@@ -219,6 +252,8 @@ class Ingestor:
         for source in sources:
             for document in source.documents:
                 digest = hashlib.sha256(document.text.encode()).hexdigest()
+                if self._stored_earlier(existing, source, digest):
+                    continue  # stored by an earlier attempt at this job, and counted then
                 if self._unchanged(existing, document, digest, seen):
                     source.duplicate += 1
                     continue
@@ -235,6 +270,13 @@ class Ingestor:
                     continue
                 replace = existing and self._replaced(existing.id, source, document)
                 yield _Pending(source, document, chunks, digest, replace.id if replace else None)
+
+    def _stored_earlier(self, existing: Collection | None, source: Source, digest: str) -> bool:
+        """Whether an earlier attempt at this job (a replica that died) stored this text."""
+        if existing is None or not source.document_ids:
+            return False
+        stored = self.store.find_document(existing.id, content_hash=digest)
+        return stored is not None and stored.id in source.document_ids
 
     def _unchanged(
         self, existing: Collection | None, document: Extracted, digest: str, seen: set[str]
@@ -289,7 +331,7 @@ class Ingestor:
         return list(np.split(vectors, ends))
 
     def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
-        """Store one document and index its vectors; a failure fails only this document."""
+        """Store one document (the index follows the store); a failure fails only this document."""
         try:
             self._add(target, item, vectors)
         except Exception as exc:
@@ -313,10 +355,7 @@ class Ingestor:
             for i, c in enumerate(item.chunks)
         ]
         added = self.store.add_document(target.id, fields, records, vectors, item.replace_id)
-        if added.removed_ids:
-            self.indexes.remove(target.id, np.array(added.removed_ids, dtype=np.int64))
-        self.indexes.add(target.id, np.array(added.chunk_ids, dtype=np.int64), vectors)
-        if item.replace_id:
+        if added.replaced:
             item.source.replaced += 1
         else:
             item.source.added += 1

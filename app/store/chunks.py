@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,9 +13,17 @@ from app.errors import NotFound
 from app.store.collections import Collections
 from app.store.connection import vector_matrix
 from app.store.records import Chunk
-from app.store.sqlite import id_list, in_ids
 
 _CHUNK = 'id, document_id, collection_id, seq, text, section, "start", "end", token_count'
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a collection between two versions: removed chunk ids, added chunks."""
+
+    removed: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray
 
 
 class Chunks(Collections):
@@ -36,33 +46,32 @@ class Chunks(Collections):
     def get_chunks_by_id(self, chunk_ids: Iterable[int]) -> dict[int, Chunk]:
         """The chunks with these ids (missing ids are left out), keyed by id."""
         rows = self._rows(
-            f"SELECT {_CHUNK} FROM chunks WHERE {in_ids('id')}",
-            [id_list(chunk_ids)],
+            f"SELECT {_CHUNK} FROM chunks WHERE {self.dialect.in_ids('id')}",
+            [self.dialect.id_list(chunk_ids)],
         )
         return {row["id"]: Chunk(**row) for row in rows}
 
     def chunk_documents(self, chunk_ids: Iterable[int]) -> dict[int, int]:
         """The document id of each of these chunks (missing chunks are left out)."""
         rows = self._rows(
-            f"SELECT id, document_id FROM chunks WHERE {in_ids('id')}",
-            [id_list(chunk_ids)],
+            f"SELECT id, document_id FROM chunks WHERE {self.dialect.in_ids('id')}",
+            [self.dialect.id_list(chunk_ids)],
         )
         return {row["id"]: row["document_id"] for row in rows}
 
     def document_chunk_ids(self, document_ids: Iterable[int]) -> list[int]:
         """Ids of every chunk of these documents."""
         rows = self._rows(
-            f"SELECT id FROM chunks WHERE {in_ids('document_id')}",
-            [id_list(document_ids)],
+            f"SELECT id FROM chunks WHERE {self.dialect.in_ids('document_id')}",
+            [self.dialect.id_list(document_ids)],
         )
         return [row["id"] for row in rows]
 
     def chunk_ids(self, collection_id: int) -> np.ndarray:
         """Every chunk id in the collection, ascending, as int64."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT id FROM chunks WHERE collection_id = ? ORDER BY id", [collection_id]
-            ).fetchall()
+        rows = self._tuples(
+            "SELECT id FROM chunks WHERE collection_id = ? ORDER BY id", [collection_id]
+        )
         return np.array([row[0] for row in rows], dtype=np.int64)
 
     def chunk_vectors(
@@ -73,8 +82,8 @@ class Chunks(Collections):
         sql = "SELECT id, vector FROM chunks WHERE collection_id = ?"
         params: list[Any] = [collection_id]
         if ids is not None:
-            sql += f" AND {in_ids('id')}"
-            params.append(id_list(ids))
+            sql += f" AND {self.dialect.in_ids('id')}"
+            params.append(self.dialect.id_list(ids))
         return vector_matrix(self._tuples(sql + " ORDER BY id", params), dimensions)
 
     def document_chunk_vectors(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +93,42 @@ class Chunks(Collections):
             "SELECT document_id, vector FROM chunks WHERE collection_id = ?", [collection_id]
         )
         return vector_matrix(rows, dimensions)
+
+    def changes(self, collection_id: int, since: int, until: int) -> Changes | None:
+        """Chunks removed and added after version ``since`` up to ``until``; None when removals
+        that old were pruned (the caller compares every id instead)."""
+        pruned = self._tuples("SELECT removals_from FROM collections WHERE id = ?", [collection_id])
+        if not pruned or pruned[0][0] > since:
+            return None
+        window = "collection_id = ? AND version > ? AND version <= ?"
+        removed = self._tuples(
+            f"SELECT chunk_id FROM chunk_removals WHERE {window}", [collection_id, since, until]
+        )
+        dimensions = self.get_collection_by_id(collection_id).dimensions
+        ids, vectors = vector_matrix(
+            self._tuples(
+                f"SELECT id, vector FROM chunks WHERE {window} ORDER BY id",
+                [collection_id, since, until],
+            ),
+            dimensions,
+        )
+        return Changes(np.array([r[0] for r in removed], dtype=np.int64), ids, vectors)
+
+    def prune_removals(self, older_than_seconds: float) -> int:
+        """Forget chunk removals older than this; returns how many. An index older than what
+        is left is brought up to date by comparing every id instead."""
+        cutoff = time.time() - older_than_seconds
+        with self._transaction() as conn:
+            newest = conn.execute(
+                "SELECT collection_id, max(version) FROM chunk_removals WHERE removed_at < ? "
+                "GROUP BY collection_id",
+                [cutoff],
+            ).fetchall()
+            for collection_id, version in newest:
+                conn.execute(
+                    "UPDATE collections SET removals_from = ? WHERE id = ? AND removals_from < ?",
+                    [version, collection_id, version],
+                )
+            return conn.execute(
+                "DELETE FROM chunk_removals WHERE removed_at < ?", [cutoff]
+            ).rowcount

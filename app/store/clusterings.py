@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from app.store import sqlite
 from app.store.connection import Connection
 from app.store.records import StoredClustering, StoredMap, now
 
@@ -17,19 +16,17 @@ class Clusterings(Connection):
 
     def document_texts(self, collection_id: int, chars: int) -> dict[int, tuple[str, str]]:
         """Each document's (title, first ``chars`` characters of text), keyed by id."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT id, title, substr(text, 1, ?) FROM documents WHERE collection_id = ?",
-                [chars, collection_id],
-            ).fetchall()
+        rows = self._tuples(
+            "SELECT id, title, substr(text, 1, ?) FROM documents WHERE collection_id = ?",
+            [chars, collection_id],
+        )
         return {row[0]: (row[1], row[2]) for row in rows}
 
     def document_titles(self, collection_id: int) -> dict[int, str]:
         """Each document's title, keyed by id."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT id, title FROM documents WHERE collection_id = ?", [collection_id]
-            ).fetchall()
+        rows = self._tuples(
+            "SELECT id, title FROM documents WHERE collection_id = ?", [collection_id]
+        )
         return dict(rows)
 
     def save_clustering(
@@ -43,7 +40,7 @@ class Clusterings(Connection):
         stamp = now()
         with self._transaction() as conn:
             conn.execute(
-                sqlite.SAVE_CLUSTERING,
+                self.dialect.save_clustering,
                 (collection_id, version, json.dumps(result), stamp),
             )
             conn.execute("DELETE FROM document_clusters WHERE collection_id = ?", [collection_id])
@@ -74,18 +71,17 @@ class Clusterings(Connection):
 
     def document_clusters(self, collection_id: int) -> dict[int, int]:
         """Every clustered document's cluster in the collection, keyed by document id."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT document_id, cluster FROM document_clusters WHERE collection_id = ?",
-                [collection_id],
-            ).fetchall()
+        rows = self._tuples(
+            "SELECT document_id, cluster FROM document_clusters WHERE collection_id = ?",
+            [collection_id],
+        )
         return dict(rows)
 
     def save_map(self, collection_id: int, stored: StoredMap) -> None:
         """Replace the collection's cached document map."""
         with self._transaction() as conn:
             conn.execute(
-                sqlite.SAVE_MAP,
+                self.dialect.save_map,
                 (
                     collection_id,
                     stored.version,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from app.errors import Conflict, NotFound
-from app.store import sqlite
 from app.store.connection import Connection
+from app.store.dialect import Conn
 from app.store.records import Collection, now
 
 # Chunks are counted from documents.chunk_count (written in the same transaction as the
 # chunks): counting chunk rows costs ~5 ms per 100k chunks on every collection lookup.
 _COLLECTIONS = """
-SELECT c.*, count(d.id) AS documents, coalesce(sum(d.chunk_count), 0) AS chunks
+SELECT c.id, c.name, c.model, c.dimensions, c.backend, c.version, c.created_at,
+    count(d.id) AS documents, coalesce(sum(d.chunk_count), 0) AS chunks
 FROM collections c LEFT JOIN documents d ON d.collection_id = c.id
 """
 
@@ -28,8 +27,9 @@ class Collections(Connection):
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
                 (name, model, dimensions, backend, now()),
             )
-            collection = self.get_collection(name)
-            sqlite.create_fts(conn, collection.id)
+            row = conn.execute("SELECT id FROM collections WHERE name = ?", [name]).fetchone()
+            self.dialect.create_fts(conn, row[0])
+        collection = self.get_collection(name)
         if (collection.model, collection.dimensions) != (model, dimensions):
             raise Conflict(
                 f"Collection '{name}' holds embeddings from {collection.model} "
@@ -64,7 +64,27 @@ class Collections(Connection):
             Collection(**row) for row in self._rows(_COLLECTIONS + " GROUP BY c.id ORDER BY c.name")
         ]
 
+    def collection_version(self, collection_id: int) -> int:
+        """The collection's change counter (one query, cheap enough for every search)."""
+        rows = self._tuples("SELECT version FROM collections WHERE id = ?", [collection_id])
+        if not rows:
+            raise NotFound(f"No collection with id {collection_id}.", param="collection")
+        return int(rows[0][0])
+
     @staticmethod
-    def _bump_version(conn: sqlite3.Connection, collection_id: int) -> None:
-        """Record that the collection's chunks changed, inside the caller's transaction."""
-        conn.execute("UPDATE collections SET version = version + 1 WHERE id = ?", [collection_id])
+    def _bump_version(conn: Conn, collection_id: int) -> int:
+        """Record that the collection's chunks changed, inside the caller's transaction; returns
+        the new version.
+
+        Call it first in the transaction: on PostgreSQL the row lock it takes orders writers to
+        one collection, so versions commit in increasing order and an index that has seen
+        version v has seen every change up to v.
+        """
+        cursor = conn.execute(
+            "UPDATE collections SET version = version + 1 WHERE id = ? RETURNING version",
+            [collection_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound(f"No collection with id {collection_id}.", param="collection")
+        return int(row[0])

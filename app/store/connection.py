@@ -1,9 +1,7 @@
-"""The store's one connection, shared by all threads, its lock and its write transactions."""
+"""The store's database (SQLite or PostgreSQL, by URL), its transactions and its reads."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,52 +10,67 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from app.store import sqlite
+from app.errors import ServiceUnavailable
+from app.store.dialect import Conn, open_dialect
+from app.store.migrations import migrate
 
 
 class Connection:
-    """A database connection safe to share between threads; the base of every store part."""
+    """A database safe to share between threads; the base of every store part."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        # One connection shared by all threads; the lock keeps one thread's open
-        # transaction from being seen or committed by another.
-        self.db = sqlite_utils.Database(sqlite.connect(path))
-        self._lock = threading.RLock()
+    def __init__(self, url: str | Path | None = None, *, pool_size: int = 10) -> None:
+        self.dialect = open_dialect(url, pool_size)
+        migrate(self.dialect)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The sqlite-utils database (SQLite only: for maintenance and tests)."""
+        db = getattr(self.dialect, "db", None)
+        if db is None:
+            raise TypeError("The store is not on SQLite.")
+        return db
 
     def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self.db.close()
+        """Close the connection (or the pool)."""
+        self.dialect.close()
 
     def compact(self) -> None:
         """Reclaim the space left by deleted rows."""
-        with self._lock:
-            self.db.execute("VACUUM")
+        self.dialect.compact()
+
+    def ping(self) -> None:
+        """One round trip to the database; raises if it does not answer."""
+        self._tuples("SELECT 1")
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _answering(self) -> Iterator[None]:
+        """Turn "the database does not answer" into ServiceUnavailable (503, with the reason)."""
+        try:
+            yield
+        except self.dialect.unavailable as exc:
+            raise ServiceUnavailable(f"The database does not answer: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Conn]:
         """One write transaction: committed on success, rolled back on any error."""
-        with self._lock:
-            # Python only opens a transaction at the first write, so reads before it (and
-            # sqlite-utils' execute(), which commits implicit ones) would fall outside it;
-            # IMMEDIATE also takes the write lock now rather than failing half-way.
-            self.db.conn.execute(sqlite.BEGIN)
-            with self.db.conn:
-                yield self.db.conn
-            self._written()
+        with self._answering(), self.dialect.transaction() as conn:
+            yield conn
+        self._written()
 
     def _written(self) -> None:
         """Called after each committed write, for parts that cache what they read."""
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        """All rows of a query, read under the lock."""
-        with self._lock:
-            return list(self.db.query(sql, list(params)))
+        """All rows of a query as dicts."""
+        with self._answering(), self.dialect.read() as conn:
+            cursor = conn.execute(sql, list(params))
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _tuples(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        """All rows of a query as tuples (cheaper than dicts for many rows), read under the lock."""
-        with self._lock:
-            return self.db.execute(sql, list(params)).fetchall()
+        """All rows of a query as tuples (cheaper than dicts for many rows)."""
+        with self._answering(), self.dialect.read() as conn:
+            return [tuple(row) for row in conn.execute(sql, list(params)).fetchall()]
 
 
 def vector_matrix(rows: list[tuple[Any, ...]], dimensions: int) -> tuple[np.ndarray, np.ndarray]:

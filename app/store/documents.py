@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from app.errors import BadRequest, NotFound
 from app.store.collections import Collections
+from app.store.dialect import Conn
 from app.store.records import AddResult, ChunkRecord, Document, Scalar, now
-from app.store.sqlite import FILE_DOCUMENTS, METADATA_EQUALS, id_list, in_ids, insert
 
 # Listings and lookups leave out the full text, which can be megabytes per document.
 _DOCUMENT_SUMMARY = (
@@ -60,7 +60,9 @@ class Documents(Collections):
         """Store a document with its chunks and vectors in one transaction.
 
         With ``replace_id`` that document keeps its id and creation time but gets the new
-        fields and chunks; its old chunk ids come back in ``removed_ids``.
+        fields and chunks; its old chunk ids come back in ``removed_ids``. A new document whose
+        ``external_id`` the collection already holds replaces that one too, so two writers
+        (two replicas) sending the same external id at once end with one document.
         """
         dimensions = self.get_collection_by_id(collection_id).dimensions
         if vectors.shape != (len(chunks), dimensions):
@@ -82,13 +84,16 @@ class Documents(Collections):
             "updated_at": now(),
         }
         with self._transaction() as conn:
+            version = self._bump_version(conn, collection_id)  # first: see _bump_version
+            if replace_id is None and row["external_id"] is not None:
+                replace_id = self._external(conn, collection_id, row["external_id"])
             removed: list[int] = []
             if replace_id is None:
                 row |= {"collection_id": collection_id, "created_at": row["updated_at"]}
-                document_id = insert(conn, "documents", row)
+                document_id = self.dialect.insert(conn, "documents", row)
             else:
-                self._require_document(replace_id, collection_id)
-                removed = self._delete_chunks(conn, replace_id)
+                self._require_document(conn, replace_id, collection_id)
+                removed = self._delete_chunks(conn, collection_id, replace_id, version)
                 assignments = ", ".join(f"{column} = ?" for column in row)
                 conn.execute(
                     f"UPDATE documents SET {assignments} WHERE id = ?",
@@ -96,7 +101,7 @@ class Documents(Collections):
                 )
                 document_id = replace_id
             chunk_ids = [
-                insert(
+                self.dialect.insert(
                     conn,
                     "chunks",
                     {
@@ -109,39 +114,44 @@ class Documents(Collections):
                         "end": chunk.end,
                         "token_count": chunk.token_count,
                         "vector": blob,
+                        "version": version,
                     },
                 )
                 for chunk, blob in zip(chunks, blobs, strict=True)
             ]
-            self._bump_version(conn, collection_id)
-        return AddResult(document_id, chunk_ids, removed)
+        return AddResult(document_id, chunk_ids, removed, replaced=replace_id is not None)
 
     def delete_document(self, document_id: int) -> list[int]:
         """Delete a document and its chunks; returns the removed chunk ids."""
+        collection_id = self.get_document(document_id, with_text=False).collection_id
         with self._transaction() as conn:
-            document = self.get_document(document_id, with_text=False)
-            removed = self._delete_chunks(conn, document_id)
+            version = self._bump_version(conn, collection_id)
+            self._require_document(conn, document_id, collection_id)
+            removed = self._delete_chunks(conn, collection_id, document_id, version)
             conn.execute("DELETE FROM documents WHERE id = ?", [document_id])
-            self._bump_version(conn, document.collection_id)
         return removed
 
     def delete_documents(self, document_ids: Iterable[int]) -> dict[int, list[int]]:
         """Delete these documents and their chunks in one transaction; returns the removed chunk
         ids by collection id (ids of no document are skipped)."""
+        documents = list(self.get_documents_by_id(document_ids).values())
         removed: dict[int, list[int]] = {}
         with self._transaction() as conn:
-            for document in self.get_documents_by_id(document_ids).values():
-                chunk_ids = self._delete_chunks(conn, document.id)
+            collections = sorted({d.collection_id for d in documents})  # one lock order
+            versions = {c: self._bump_version(conn, c) for c in collections}
+            for document in documents:
+                collection_id = document.collection_id
+                chunk_ids = self._delete_chunks(
+                    conn, collection_id, document.id, versions[collection_id]
+                )
                 conn.execute("DELETE FROM documents WHERE id = ?", [document.id])
-                removed.setdefault(document.collection_id, []).extend(chunk_ids)
-            for collection_id in removed:
-                self._bump_version(conn, collection_id)
+                removed.setdefault(collection_id, []).extend(chunk_ids)
         return removed
 
     def file_documents(self, collection_id: int) -> list[tuple[int, str, str, str]]:
         """(id, external id, path, file sha256) of the collection's documents that came from a
         file uploaded with its path."""
-        return [tuple(row) for row in self._tuples(FILE_DOCUMENTS, [collection_id])]
+        return [tuple(row) for row in self._tuples(self.dialect.file_documents, [collection_id])]
 
     def get_document(self, document_id: int, *, with_text: bool = True) -> Document:
         """A document, with its full text unless ``with_text`` is False; NotFound if none."""
@@ -158,20 +168,18 @@ class Documents(Collections):
         where, params = (
             ("WHERE collection_id = ?", [collection_id]) if collection_id is not None else ("", [])
         )
-        with self._lock:
-            rows = self._rows(
-                f"SELECT {_DOCUMENT_SUMMARY} FROM documents {where} ORDER BY id DESC "
-                "LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
-            total = self._rows(f"SELECT count(*) AS n FROM documents {where}", params)[0]["n"]
+        rows = self._rows(
+            f"SELECT {_DOCUMENT_SUMMARY} FROM documents {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        total = self._rows(f"SELECT count(*) AS n FROM documents {where}", params)[0]["n"]
         return [_document(row) for row in rows], total
 
     def get_documents_by_id(self, document_ids: Iterable[int]) -> dict[int, Document]:
         """These documents without their text (missing ids are left out), keyed by id."""
         rows = self._rows(
-            f"SELECT {_DOCUMENT_SUMMARY} FROM documents WHERE {in_ids('id')}",
-            [id_list(document_ids)],
+            f"SELECT {_DOCUMENT_SUMMARY} FROM documents WHERE {self.dialect.in_ids('id')}",
+            [self.dialect.id_list(document_ids)],
         )
         return {row["id"]: _document(row) for row in rows}
 
@@ -186,36 +194,54 @@ class Documents(Collections):
         sql = "SELECT id FROM documents WHERE collection_id = ?"
         params: list[Any] = [collection_id]
         if document_ids := list(document_ids):
-            sql += f" AND {in_ids('id')}"
-            params.append(id_list(document_ids))
+            sql += f" AND {self.dialect.in_ids('id')}"
+            params.append(self.dialect.id_list(document_ids))
         if source_types := list(source_types):
-            sql += f" AND {in_ids('source_type')}"
-            params.append(id_list(source_types))
+            sql += f" AND {self.dialect.in_ids('source_type')}"
+            params.append(self.dialect.id_list(source_types))
         for key, value in (metadata or {}).items():
             if value is not None and not isinstance(value, str | int | float | bool):
                 raise BadRequest(
                     f"Metadata filter '{key}' must be a string, number, boolean or null.",
                     param="filters.metadata",
                 )
-            sql += f" AND {METADATA_EQUALS}"
-            params += [key, value]
+            sql += f" AND {self.dialect.metadata_equals}"
+            params += [key, self.dialect.metadata_value(value)]
         return [row["id"] for row in self._rows(sql, params)]
 
-    def _require_document(self, document_id: int, collection_id: int) -> Document:
-        """The document (without its text) if it is in that collection; NotFound otherwise."""
-        document = self.get_document(document_id, with_text=False)
-        if document.collection_id != collection_id:
-            raise NotFound(f"No document with id {document_id}.", param="document_id")
-        return document
+    def _external(self, conn: Conn, collection_id: int, external_id: str) -> int | None:
+        """The collection's document with this external id, read after taking a lock on it."""
+        self.dialect.lock(conn, f"external {collection_id} {external_id}")
+        row = conn.execute(
+            "SELECT id FROM documents WHERE collection_id = ? AND external_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [collection_id, external_id],
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     @staticmethod
-    def _delete_chunks(conn: sqlite3.Connection, document_id: int) -> list[int]:
-        """Delete a document's chunks inside the caller's transaction; returns their ids."""
+    def _require_document(conn: Conn, document_id: int, collection_id: int) -> None:
+        """NotFound unless the document is in that collection (inside the transaction)."""
+        row = conn.execute("SELECT collection_id FROM documents WHERE id = ?", [document_id])
+        found = row.fetchone()
+        if found is None or found[0] != collection_id:
+            raise NotFound(f"No document with id {document_id}.", param="document_id")
+
+    @staticmethod
+    def _delete_chunks(conn: Conn, collection_id: int, document_id: int, version: int) -> list[int]:
+        """Delete a document's chunks inside the caller's transaction, recording their ids as
+        removed at ``version`` for indexes following the database; returns the ids."""
         ids = [
             row[0]
             for row in conn.execute("SELECT id FROM chunks WHERE document_id = ?", [document_id])
         ]
         conn.execute("DELETE FROM chunks WHERE document_id = ?", [document_id])
+        stamp = time.time()
+        conn.executemany(
+            "INSERT INTO chunk_removals (collection_id, chunk_id, version, removed_at) "
+            "VALUES (?, ?, ?, ?)",
+            [(collection_id, chunk_id, version, stamp) for chunk_id in ids],
+        )
         return ids
 
 

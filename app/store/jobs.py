@@ -1,8 +1,14 @@
-"""Ingestion jobs: their state, progress and result."""
+"""Ingestion jobs: what they ingest, who runs them (a lease), their state, progress and result.
+
+Any replica's worker claims the oldest job nobody holds, or whose holder's lease has run out (a
+replica that died), with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; the holder renews
+its lease while it works. Leases are wall-clock times: replicas' clocks must agree (NTP).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -10,24 +16,96 @@ from app.errors import NotFound
 from app.store.connection import Connection
 from app.store.records import JOB_STATES, Job, now
 
+_JOB = (
+    "id, collection, state, total, done, error, result, created_at, updated_at, worker, "
+    "attempts, lease_until"
+)
+
+
+class LeaseLost(Exception):
+    """The job's lease ran out and another worker holds it now: stop working on it."""
+
 
 class Jobs(Connection):
-    """Background ingestion jobs, kept so a client can poll them."""
+    """Background ingestion jobs, kept so any replica can run one and any client can poll it."""
 
-    def create_job(self, collection: str, total: int = 0) -> Job:
-        """A new queued job."""
+    def create_job(self, collection: str, payload: Any = None) -> Job:
+        """A new queued job carrying ``payload`` (JSON) for whichever worker claims it."""
         stamp = now()
+        job_id = uuid.uuid4().hex
         with self._transaction() as conn:
-            job_id = uuid.uuid4().hex
             conn.execute(
-                "INSERT INTO jobs (id, collection, state, total, created_at, updated_at) "
+                "INSERT INTO jobs (id, collection, state, payload, created_at, updated_at) "
                 "VALUES (?, ?, 'queued', ?, ?, ?)",
-                (job_id, collection, total, stamp, stamp),
+                (
+                    job_id,
+                    collection,
+                    None if payload is None else json.dumps(payload),
+                    stamp,
+                    stamp,
+                ),
             )
         return self.get_job(job_id)
 
-    def update_job(self, job_id: str, **fields: Any) -> Job:
-        """Set some of a job's state, total, done, error and result."""
+    def claim_job(self, worker: str, lease_seconds: float, max_attempts: int) -> Job | None:
+        """The oldest job nobody holds (or whose lease ran out), now held by ``worker``; None if
+        there is none. A job already tried ``max_attempts`` times fails instead."""
+        while True:
+            with self._transaction() as conn:
+                row = conn.execute(
+                    "SELECT id, attempts FROM jobs WHERE state NOT IN ('done', 'failed') "
+                    "AND (worker IS NULL OR lease_until < ?) ORDER BY created_at, id LIMIT 1"
+                    + self.dialect.skip_locked,
+                    [time.time()],
+                ).fetchone()
+                if row is None:
+                    return None
+                job_id, attempts = row
+                if attempts < max_attempts:
+                    conn.execute(
+                        "UPDATE jobs SET worker = ?, lease_until = ?, attempts = attempts + 1, "
+                        "updated_at = ? WHERE id = ?",
+                        [worker, time.time() + lease_seconds, now(), job_id],
+                    )
+                    claimed = True
+                else:
+                    conn.execute(
+                        "UPDATE jobs SET state = 'failed', error = ?, payload = NULL, "
+                        "lease_until = NULL, updated_at = ? WHERE id = ?",
+                        [
+                            f"Interrupted {attempts} times (its worker stopped each time); "
+                            "upload the files again.",
+                            now(),
+                            job_id,
+                        ],
+                    )
+                    claimed = False
+            if claimed:
+                return self.get_job(job_id)
+
+    def renew_lease(self, job_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend ``worker``'s lease on the job; False if it no longer holds it."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? "
+                "AND state NOT IN ('done', 'failed')",
+                [time.time() + lease_seconds, job_id, worker],
+            )
+        return cursor.rowcount == 1
+
+    def job_payload(self, job_id: str) -> Any:
+        """What the job ingests, as given to ``create_job`` (None once it has finished)."""
+        rows = self._tuples("SELECT payload FROM jobs WHERE id = ?", [job_id])
+        if not rows:
+            raise NotFound(f"No job with id {job_id}.", param="job_id")
+        return None if rows[0][0] is None else json.loads(rows[0][0])
+
+    def update_job(self, job_id: str, worker: str | None = None, **fields: Any) -> Job:
+        """Set some of a job's state, total, done, error and result.
+
+        With ``worker``, only while that worker holds the job (LeaseLost otherwise). A finished
+        job drops its payload and lease.
+        """
         unknown = set(fields) - {"state", "total", "done", "error", "result"}
         if unknown:
             raise TypeError(f"update_job got unknown fields: {', '.join(sorted(unknown))}")
@@ -35,26 +113,23 @@ class Jobs(Connection):
             raise ValueError(f"Unknown job state {fields['state']!r}")
         if "result" in fields:
             fields["result"] = json.dumps(fields["result"])
+        if fields.get("state") in ("done", "failed"):
+            fields |= {"payload": None, "lease_until": None}
         fields["updated_at"] = now()
         assignments = ", ".join(f"{column} = ?" for column in fields)
+        sql, params = f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id]
+        if worker is not None:
+            sql, params = sql + " AND worker = ?", [*params, worker]
         with self._transaction() as conn:
-            conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id])
+            updated = conn.execute(sql, params).rowcount
+        if worker is not None and not updated:
+            raise LeaseLost(f"Job {job_id} is no longer held by {worker}.")
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> Job:
-        """A job; NotFound if there is none."""
-        rows = self._rows("SELECT * FROM jobs WHERE id = ?", [job_id])
+        """A job (without its payload); NotFound if there is none."""
+        rows = self._rows(f"SELECT {_JOB} FROM jobs WHERE id = ?", [job_id])
         if not rows:
             raise NotFound(f"No job with id {job_id}.", param="job_id")
         row = rows[0]
         return Job(**(row | {"result": json.loads(row["result"]) if row["result"] else None}))
-
-    def fail_unfinished_jobs(self, reason: str) -> int:
-        """Mark every queued or running job failed (they died with the process); returns how many."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? "
-                "WHERE state NOT IN ('done', 'failed')",
-                (reason, now()),
-            )
-        return cursor.rowcount

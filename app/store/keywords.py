@@ -1,4 +1,7 @@
-"""Keyword search: which words of a query to look up, BM25 matches and highlighted matches."""
+"""Keyword search: which words of a query to look up, ranked matches and highlighted matches.
+
+SQLite ranks with FTS5's BM25, PostgreSQL with ``ts_rank``; the SQL is in each dialect.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from app.store import sqlite
 from app.store.connection import Connection
 
 WORDS = re.compile(r"\w+")  # what keyword search counts as a word
@@ -25,18 +27,11 @@ def fts_words(text: str) -> list[str]:
     return list(dict.fromkeys(word.lower() for word in WORDS.findall(text)))
 
 
-def fts_query(words: Iterable[str]) -> str:
-    """An FTS5 MATCH expression: every word quoted and joined with OR."""
-    # Quoting every word turns operators (AND, NEAR, -, *, parentheses) into plain words,
-    # so nothing a user types can be an FTS5 syntax error.
-    return " OR ".join(f'"{word}"' for word in words)
-
-
 class Keywords(Connection):
-    """BM25 keyword search over chunk texts and sections."""
+    """Keyword search over chunk texts and sections."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        super().__init__(path)
+    def __init__(self, url: str | Path | None = None, **options: Any) -> None:
+        super().__init__(url, **options)
         # (collection id, word) -> the collection's chunks holding it; cleared on writes
         self._frequencies: dict[tuple[int, str], int] = {}
 
@@ -51,18 +46,16 @@ class Keywords(Connection):
         limit: int,
         document_ids: Iterable[int] | None = None,
     ) -> list[tuple[int, float]]:
-        """BM25 matches as (chunk id, score), best first; higher scores are better.
+        """Matches as (chunk id, score), best first; higher scores are better.
 
         With ``document_ids`` only chunks of those documents match.
         """
         match = self._match(collection_id, query)
         if not match:
             return []
-        params: list[Any] = [match]
-        if document_ids is not None:
-            params.append(sqlite.id_list(document_ids))
-        sql = sqlite.keyword_search_sql(collection_id, document_ids is not None)
-        rows = self._rows(sql, [*params, limit])
+        ids = None if document_ids is None else self.dialect.id_list(document_ids)
+        sql, params = self.dialect.keyword_search(collection_id, match, limit, ids)
+        rows = self._rows(sql, params)
         return [(row["id"], row["score"]) for row in rows]
 
     def highlight(
@@ -73,33 +66,29 @@ class Keywords(Connection):
         Matching uses the FTS tokenizer (so "inducing" marks "induced"); chunks with no match
         are left out.
         """
-        ids = sqlite.id_list(chunk_ids)
+        ids = self.dialect.id_list(chunk_ids)
         found: dict[int, str] = {}
         collections = self._rows(
-            f"SELECT DISTINCT collection_id FROM chunks WHERE {sqlite.in_ids('id')}", [ids]
+            f"SELECT DISTINCT collection_id FROM chunks WHERE {self.dialect.in_ids('id')}", [ids]
         )
         for row in collections:
             collection_id = row["collection_id"]
             if match := self._match(collection_id, query):
-                marked = self._rows(
-                    sqlite.highlight_sql(collection_id), [before, after, match, ids]
-                )
+                sql, params = self.dialect.highlight(collection_id, match, ids, before, after)
+                marked = self._rows(sql, params)
                 found |= {row["id"]: row["text"] for row in marked}
         return found
 
     def _match(self, collection_id: int, text: str) -> str:
-        """The FTS5 query for ``text``: its words but those common in the collection, unless it
-        has no others."""
+        """The full-text query for ``text``: its words but those common in the collection,
+        unless it has no others."""
         words = fts_words(text)
-        with self._lock:
-            total = self.db.execute(
-                "SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id]
-            ).fetchone()[0]
-        if total <= COMMON_MIN:
-            return fts_query(words)
-        cutoff = max(COMMON_SHARE * total, COMMON_MIN)
+        total = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])
+        if total[0][0] <= COMMON_MIN:
+            return self.dialect.match(words)
+        cutoff = max(COMMON_SHARE * total[0][0], COMMON_MIN)
         rare = [word for word in words if self._frequency(collection_id, word) <= cutoff]
-        return fts_query(rare or words)
+        return self.dialect.match(rare or words)
 
     def _frequency(self, collection_id: int, word: str) -> int:
         """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it)."""
@@ -107,9 +96,6 @@ class Keywords(Connection):
         if key not in self._frequencies:
             if len(self._frequencies) > 100_000:  # only between writes, but words are endless
                 self._frequencies.clear()
-            # The lock is taken per word, so a long query never holds it for the whole count.
-            with self._lock:
-                self._frequencies[key] = self.db.execute(
-                    sqlite.word_frequency_sql(collection_id), [fts_query([word])]
-                ).fetchone()[0]
+            sql, params = self.dialect.word_frequency(collection_id, self.dialect.match([word]))
+            self._frequencies[key] = self._tuples(sql, params)[0][0]
         return self._frequencies[key]

@@ -85,6 +85,7 @@ class AddResult:
     document_id: int
     chunk_ids: list[int]
     removed_ids: list[int]
+    replaced: bool = False  # an existing document (same id or external id) was replaced
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class Job:
     result: dict[str, Any] | None
     created_at: str
     updated_at: str
+    worker: str | None = None  # the replica running it (or that ran it)
+    attempts: int = 0  # times a worker claimed it: more than one after a replica died
+    lease_until: float | None = None  # when another worker may take it over (Unix time)
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,14 @@ def test_auth(url: str, live_server) -> None:
     assert API_KEY not in log and "nope-secret" not in log
 
 
+def test_the_start_up_log_says_where_and_what(url: str, live_server) -> None:
+    log = live_server[1].read_text()
+    assert f"embedsearch at {url} (UI at /, API docs at /docs); model {MODEL} on " in log
+    assert "; data in /" in log
+    assert f"Model ready: {MODEL} on " in log
+    assert "faiss.loader" not in log and "Could not load library" not in log
+
+
 def test_metrics(http: httpx.Client) -> None:
     post(http, {"model": MODEL, "input": "count me"})
     text = http.get("/metrics").text

@@ -43,13 +43,12 @@ def ingestor(store: Store) -> Iterator[Ingestor]:
         store, Indexes(store, FaissFiles(None)), FakeEmbedder(), encoder=lambda: ENCODER
     )
     yield ingestor
-    ingestor.shutdown()
 
 
 def run(ingestor: Ingestor, sources: list[Source]) -> dict:
-    job = ingestor.store.create_job("notes", total=0)
+    job = ingestor.store.create_job("notes")
     finished = ingestor.run(job.id, "notes", sources)
-    assert finished.state == "done", finished.error
+    assert finished is not None and finished.state == "done", finished.error
     assert finished.result is not None
     return finished.result
 
@@ -82,7 +81,6 @@ def test_a_document_the_embedder_refuses_fails_alone(store: Store) -> None:
     assert "RuntimeError: the embedder refused this text" in result["files"][1]["error"]
     assert embedder.calls == 1 + len(sources)  # the group once, then each document alone
     assert store.list_documents()[1] == 3
-    ingestor.shutdown()
 
 
 def test_a_document_the_store_refuses_fails_alone(
@@ -118,11 +116,11 @@ def test_chunks_larger_than_the_model_window_fail_the_job_with_the_fix(store: St
         encoder=lambda: ENCODER,
         chunk_tokens=300,
     )
-    job = store.create_job("notes", total=0)
+    job = store.create_job("notes")
     failed = ingestor.run(job.id, "notes", [Source("a.txt", [doc("Some text.")])])
     assert failed.state == "failed"
+    assert failed is not None
     assert "EMBEDSEARCH_CHUNK_TOKENS to 254 or less" in (failed.error or "")
-    ingestor.shutdown()
 
 
 def test_deleting_a_document_never_reads_its_text(

@@ -1,6 +1,9 @@
-"""Fixtures for the store tests: an in-memory Store and seeded synthetic vectors."""
+"""Fixtures for the store tests: a Store on each database (in-memory SQLite, and a throwaway
+PostgreSQL database when one answers) and seeded synthetic vectors."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -8,6 +11,26 @@ import pytest
 from app.store.database import Store
 from app.store.records import AddResult, Collection
 from tests.support.documents import DIMENSIONS, AddDoc, chunk_records, unit_vectors
+from tests.support.postgres import empty_postgres, temporary_database
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throwaway PostgreSQL database for the session (creating one takes seconds)."""
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A store on each database the app runs on, empty."""
+    if request.param == "sqlite":
+        store = Store(None)
+    else:
+        store = Store(request.getfixturevalue("postgres_url"), pool_size=4)
+        empty_postgres(store)
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -50,3 +73,16 @@ def add_doc(store: Store, collection: Collection, rng: np.random.Generator) -> A
         )
 
     return add
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - a Path
+    """An empty database that several Store instances (replicas) can open: a SQLite file, or
+    the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    url = request.getfixturevalue("postgres_url")
+    store = Store(url, pool_size=1)
+    empty_postgres(store)
+    store.close()
+    return url

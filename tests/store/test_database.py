@@ -1,4 +1,4 @@
-"""The SQLite store: schema, transactional writes, lookups, keyword search and jobs."""
+"""The store on SQLite and PostgreSQL: schema, transactional writes, lookups, keyword search."""
 
 from __future__ import annotations
 
@@ -10,23 +10,34 @@ import pytest
 
 from app.errors import BadRequest, Conflict, NotFound
 from app.store.database import Store
-from app.store.keywords import COMMON_MIN, fts_query, fts_words
+from app.store.keywords import COMMON_MIN, fts_words
+from app.store.migrations import MIGRATIONS, migrate, schema_version
 from app.store.records import ChunkRecord, Collection
 from app.store.sqlite import fts_table
 from tests.support.documents import DIMENSIONS, AddDoc, unit_vectors
 
 
 def count(store: Store, table: str) -> int:
-    return store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return store._tuples(f"SELECT count(*) FROM {table}")[0][0]
 
 
 def counts(store: Store) -> tuple[int, ...]:
-    """Rows in documents, chunks and the collections' FTS indexes (one size row per chunk)."""
-    indexed = sum(count(store, f"{fts_table(c.id)}_docsize") for c in store.list_collections())
+    """Rows in documents, chunks and the full-text index (SQLite: one size row per chunk in
+    the collections' FTS tables; PostgreSQL: chunks with a tsvector)."""
+    if store.dialect.name == "postgresql":
+        indexed = count(store, "chunks WHERE tsv IS NOT NULL")
+    else:
+        indexed = sum(count(store, f"{fts_table(c.id)}_docsize") for c in store.list_collections())
     return count(store, "documents"), count(store, "chunks"), indexed
 
 
+def sqlite_only(store: Store, why: str) -> None:
+    if store.dialect.name != "sqlite":
+        pytest.skip(f"SQLite only: {why}")
+
+
 def test_schema_has_tables_fts_and_lookup_indexes(store: Store, collection: Collection) -> None:
+    sqlite_only(store, "reads SQLite's catalogue (PostgreSQL's is checked below)")
     assert {"collections", "documents", "chunks", "jobs", fts_table(collection.id)} <= set(
         store.db.table_names()
     )
@@ -36,6 +47,20 @@ def test_schema_has_tables_fts_and_lookup_indexes(store: Store, collection: Coll
         ("collection_id", "source_name"),
     } <= {tuple(index.columns) for index in store.db["documents"].indexes}
     assert {"text", "section", "start", "end", "vector"} <= set(store.db["chunks"].columns_dict)
+
+
+def test_postgres_schema_has_tsvector_with_a_gin_index(store: Store) -> None:
+    if store.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    indexes = store._tuples("SELECT indexdef FROM pg_indexes WHERE tablename = 'chunks'")
+    assert any("USING gin (tsv)" in row[0] for row in indexes)
+
+
+def test_migrations_run_once_and_are_recorded(store: Store) -> None:
+    recorded = store._tuples("SELECT version FROM schema_migrations ORDER BY version")
+    assert [row[0] for row in recorded] == [m.version for m in MIGRATIONS]
+    assert migrate(store.dialect) == []  # a second start-up finds nothing to do
+    assert schema_version(store.dialect) == MIGRATIONS[-1].version
 
 
 def test_on_disk_store_uses_wal_and_reopens(tmp_path: Path) -> None:
@@ -188,15 +213,15 @@ def test_replace_of_a_document_in_another_collection_is_not_found(
 def test_delete_document_removes_chunks_fts_and_bumps_version(
     store: Store, add_doc: AddDoc
 ) -> None:
-    keep = add_doc(["keep this"])
-    gone = add_doc(["delete this", "and this"])
+    keep = add_doc(["keep pebble"])  # not "this": a stop word to PostgreSQL
+    gone = add_doc(["delete pebble", "and pebble"])
     version = store.get_collection("notes").version
 
     assert store.delete_document(gone.document_id) == gone.chunk_ids
     assert counts(store) == (1, 1, 1)
     assert store.get_collection("notes").version == version + 1
     assert [
-        i for i, _ in store.keyword_search(store.get_collection("notes").id, "this", 10)
+        i for i, _ in store.keyword_search(store.get_collection("notes").id, "pebble", 10)
     ] == keep.chunk_ids
     with pytest.raises(NotFound):
         store.get_document(gone.document_id)
@@ -278,10 +303,10 @@ def test_keyword_search_ranks_by_bm25_with_stemming(
     )
     add_doc(["running running running"], collection_id=other.id)
 
-    hits = store.keyword_search(collection.id, "run", 10)
+    hits = store.keyword_search(collection.id, "runs", 10)
     assert [chunk_id for chunk_id, _ in hits] == result.chunk_ids[:2]
     assert hits[0][1] > hits[1][1] > 0
-    assert store.keyword_search(collection.id, "run", 1) == hits[:1]
+    assert store.keyword_search(collection.id, "runs", 1) == hits[:1]
 
 
 @pytest.mark.parametrize(
@@ -316,17 +341,21 @@ def test_keyword_search_never_raises_on_hostile_queries(
     assert counts(store) == (1, 1, 1)
 
 
-def test_fts_query_quotes_every_word_once() -> None:
-    assert (
-        fts_query(fts_words('NEAR( "Cats" -dogs a* cats 🔥 (('))
-        == '"near" OR "cats" OR "dogs" OR "a"'
-    )
-    assert fts_query(fts_words("🔥 (( -- *")) == ""
+def test_fts_query_quotes_every_word_once(store: Store) -> None:
+    words = fts_words('NEAR( "Cats" -dogs a* cats 🔥 ((')
+    assert words == ["near", "cats", "dogs", "a"]
+    expected = {
+        "sqlite": '"near" OR "cats" OR "dogs" OR "a"',
+        "postgresql": "'near' | 'cats' | 'dogs' | 'a'",
+    }
+    assert store.dialect.match(words) == expected[store.dialect.name]
+    assert store.dialect.match(fts_words("🔥 (( -- *")) == ""
 
 
 def test_keyword_search_leaves_out_common_words_unless_nothing_else(
     store: Store, collection: Collection, add_doc: AddDoc
 ) -> None:
+    sqlite_only(store, "PostgreSQL's English configuration drops 'the' as a stop word anyway")
     common = add_doc([f"the report number {n}" for n in range(COMMON_MIN)])
     rare = add_doc(["the zebra"])
     assert store.keyword_search(collection.id, "the zebra", 50) == [
@@ -346,6 +375,7 @@ def test_keyword_search_leaves_out_common_words_unless_nothing_else(
 def test_common_words_and_bm25_are_counted_per_collection(
     store: Store, collection: Collection, add_doc: AddDoc
 ) -> None:
+    sqlite_only(store, "PostgreSQL's English configuration drops 'the' as a stop word anyway")
     small = store.ensure_collection("small", "test-model", DIMENSIONS, "faiss")
     mine = add_doc(["the zebra", "a lion"], collection_id=small.id)
     queries = ("the", "the zebra", "lion")
@@ -384,6 +414,7 @@ def test_a_shared_fts_table_is_split_per_collection(tmp_path: Path) -> None:
             "content='chunks')"
         )
         conn.execute("CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN SELECT 1; END")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")  # as before migration 2
     store.close()
     store = Store(path)
     assert "chunks_fts" not in store.db.table_names()
@@ -397,6 +428,8 @@ def test_keyword_search_treats_operators_as_words(
 ) -> None:
     result = add_doc(["cats AND dogs", "near the river"])
     assert [i for i, _ in store.keyword_search(collection.id, "NEAR(", 5)] == [result.chunk_ids[1]]
+    if store.dialect.name == "postgresql":
+        return  # "and" is a stop word there: "-cats" below is the SQLite FTS5 case
     assert store.keyword_search(collection.id, "-cats", 5)[0][0] == result.chunk_ids[0]
     assert store.keyword_search(collection.id, "🔥 ((", 5) == []
 
@@ -427,33 +460,3 @@ def test_concurrent_writers_from_threads(
     assert errors == []
     assert counts(store) == (40, 80, 80)
     assert store.get_collection("notes").version == collection.version + 40
-
-
-def test_jobs_lifecycle(store: Store) -> None:
-    job = store.create_job("notes", total=3)
-    assert (job.state, job.total, job.done, job.error, job.result) == ("queued", 3, 0, None, None)
-    job = store.update_job(job.id, state="done", done=3, result={"document_ids": [1, 2]})
-    assert (job.state, job.done, job.result) == ("done", 3, {"document_ids": [1, 2]})
-    assert store.get_job(job.id) == job
-    with pytest.raises(ValueError):
-        store.update_job(job.id, state="exploded")
-    with pytest.raises(TypeError):
-        store.update_job(job.id, colour="red")
-    with pytest.raises(NotFound):
-        store.update_job("nope", done=1)
-
-
-def test_fail_unfinished_jobs_marks_only_unfinished(store: Store) -> None:
-    jobs = {state: store.create_job("notes") for state in ("queued", "extracting", "embedding")}
-    for state, job in jobs.items():
-        store.update_job(job.id, state=state)
-    done = store.update_job(store.create_job("notes").id, state="done")
-    failed = store.update_job(store.create_job("notes").id, state="failed", error="bad pdf")
-
-    assert store.fail_unfinished_jobs("interrupted by a restart") == 3
-    for job in jobs.values():
-        reloaded = store.get_job(job.id)
-        assert (reloaded.state, reloaded.error) == ("failed", "interrupted by a restart")
-    assert store.get_job(done.id).state == "done"
-    assert store.get_job(failed.id).error == "bad pdf"
-    assert store.fail_unfinished_jobs("again") == 0

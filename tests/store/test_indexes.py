@@ -143,7 +143,8 @@ def test_a_stale_version_alone_is_repaired_by_saving(
 ) -> None:
     indexes, _ = indexed
     # e.g. a crash after the index file was written but before its sidecar
-    store.db.execute("UPDATE collections SET version = version + 1")
+    with store._transaction() as conn:
+        conn.execute("UPDATE collections SET version = version + 1")
     restarted = Indexes(store, indexes.backend)
     report = restarted.check(collection.id)
     assert (report.ok, report.index_version, report.store_version) == (False, 3, 4)

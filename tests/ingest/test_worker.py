@@ -1,0 +1,118 @@
+"""Jobs any replica can run: a worker that dies mid-job is replaced by another, which finishes
+the job without storing anything twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from app.index.faiss import FaissFiles
+from app.index.indexes import Indexes
+from app.ingest import jobs
+from app.ingest.extract import Extracted
+from app.ingest.jobs import Ingestor, Source
+from app.ingest.worker import JobWorker
+from app.store.database import Store
+from tests.support.fakes import FakeEmbedder, FakeEncoder
+from tests.support.postgres import empty_postgres, temporary_database
+
+ENCODER = FakeEncoder()
+
+
+class Died(BaseException):
+    """The replica stops dead: no exception handler of the app runs."""
+
+
+class DyingEmbedder(FakeEmbedder):
+    """Embeds ``calls`` groups, then dies."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls -= 1
+        if self.calls < 0:
+            raise Died
+        return super().embed(texts)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - a Path
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    url = request.getfixturevalue("postgres_url")
+    store = Store(url, pool_size=1)
+    empty_postgres(store)
+    store.close()
+    return url
+
+
+def replica(url: str, embedder: FakeEmbedder, name: str) -> JobWorker:
+    store = Store(url, pool_size=2)
+    ingestor = Ingestor(store, Indexes(store, FaissFiles(None)), embedder, encoder=lambda: ENCODER)
+    return JobWorker(store, ingestor, name=name, lease_seconds=1.0, poll_seconds=0.05)
+
+
+def documents(n: int) -> list[Source]:
+    records = [
+        Extracted(f"Doc {i}", f"document number {i} about topic {i}", "json") for i in range(n)
+    ]
+    return [Source("request.json", records)]
+
+
+def test_a_job_of_a_dead_replica_is_finished_by_another_without_duplicates(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "GROUP_CHUNKS", 4)  # many small groups: the death comes mid-job
+    dying = replica(url, DyingEmbedder(calls=3), "dying")
+    healthy = replica(url, FakeEmbedder(), "healthy")
+    job = dying.submit("notes", documents(20))
+    with pytest.raises(Died):
+        dying.run_once()
+    half = healthy.store.get_job(job.id)
+    assert (half.state, half.worker) == ("embedding", "dying")
+    stored_before = healthy.store.list_documents()[1]
+    assert 0 < stored_before < 20
+    assert healthy.run_once() is None  # the dead replica's lease still runs
+    time.sleep(1.1)  # now it has lapsed
+    finished = healthy.run_once()
+    assert finished is not None
+    assert (finished.state, finished.worker, finished.attempts) == ("done", "healthy", 2)
+    assert (finished.result["added"], finished.result["duplicate"]) == (20, 0)
+    assert len(finished.result["files"][0]["documents"]) == 20
+    store = healthy.store
+    collection = store.get_collection("notes")
+    assert (collection.documents, collection.chunks) == (20, 20)
+    ids = store._tuples("SELECT count(*), count(DISTINCT content_hash) FROM documents")[0]
+    assert ids == (20, 20)
+    for worker in (dying, healthy):
+        worker.store.close()
+
+
+def test_the_worker_thread_runs_jobs_queued_by_another_replica(
+    url: str,
+) -> None:
+    queuing = replica(url, FakeEmbedder(), "queuing")
+    running = replica(url, FakeEmbedder(), "running")
+    running.start()
+    try:
+        job = queuing.submit("notes", documents(3))
+        deadline = time.monotonic() + 10
+        while (done := queuing.store.get_job(job.id)).state != "done":
+            assert time.monotonic() < deadline, done
+            time.sleep(0.05)
+        assert done.worker == "running" and done.result["added"] == 3
+    finally:
+        running.stop()
+        for worker in (queuing, running):
+            worker.store.close()
