@@ -45,7 +45,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             "EMBEDSEARCH_HOST=0.0.0.0 (ideally behind a TLS reverse proxy).",
             host,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
     return 0
 
 
