@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         "them (a file being read is killed).",
     )
 
+    max_import_bytes: int = Field(
+        8 * 1024**3,
+        description="Largest database `embedsearch import` unpacks from an archive, in bytes.",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -134,7 +134,7 @@ def import_(settings: Settings, args: argparse.Namespace) -> int:
     from app.store.owner import Owner
 
     with Owner(settings.data_dir, "embedsearch import"):
-        manifest = import_archive(Path(args.archive), settings.data_dir)
+        manifest = import_archive(Path(args.archive), settings.data_dir, settings.max_import_bytes)
         store, indexes = open_store(settings)
         for collection in store.list_collections():
             indexes.rebuild(collection.id)

@@ -195,6 +195,8 @@ def test_external_id_bad_input(client) -> None:
     assert_error(client.put(path, content=b"{", headers={"content-type": "application/json"}), 400)
     assert_error(client.put(path, params={"collection": "bad name!"}, json={"text": "x"}), 400)
     assert_error(client.get(path, params={"collection": "nope"}), 404)
+    assert_error(client.get("/api/documents/external/" + "x" * 1025), 400, "external_id")
+    assert_error(client.get("/api/documents", params={"limit": 0}), 400, "limit")
 
 
 def test_external_ids_are_documents_of_their_own(client) -> None:
