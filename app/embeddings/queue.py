@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TypeVar
 
 import numpy as np
 
@@ -138,7 +139,10 @@ def _wake(requests: list[Request]) -> None:
             waiter.set_result(request.future.result())
 
 
-def _complete(setter: Callable[[object], None], value: object) -> None:
+T = TypeVar("T")
+
+
+def _complete(setter: Callable[[T], None], value: T) -> None:
     """Set a future's outcome unless it is settled already (cancelled by a departed client)."""
     with contextlib.suppress(InvalidStateError):
         setter(value)

@@ -15,7 +15,8 @@ import threading
 import time
 import uuid
 
-from app.ingest.jobs import Ingestor, Source, sources_from_payload, sources_payload
+from app.ingest.jobs import Ingestor
+from app.ingest.sources import Source, sources_from_payload, sources_payload
 from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.records import Job
