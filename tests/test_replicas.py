@@ -81,6 +81,7 @@ def verify(env: dict[str, str], replica: Replica) -> None:
     assert result.returncode == 0 and "MISMATCH" not in result.stdout, result.stdout + result.stderr
 
 
+@pytest.mark.timeout(1200)  # three model servers starting on a shared 2-core machine
 def test_replicas_behind_nginx_lose_nothing_when_one_is_killed(tmp_path) -> None:  # noqa: ANN001
     if NGINX is None:
         pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
