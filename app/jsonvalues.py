@@ -1,11 +1,13 @@
-"""Checks on parsed JSON values that the parser lets through: lone surrogates and nesting depth.
+"""Checks on JSON values: lone surrogates and nesting depth (which parsers let through), and
+how many items of a list fit in a response.
 
-Both walk the value with an explicit stack: a hostile value can nest deeper than Python's
+The checks walk the value with an explicit stack: a hostile value can nest deeper than Python's
 recursion limit.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,3 +53,13 @@ def depth(value: Any) -> int:
             todo.extend((child, level + 1) for child in item)
             deepest = max(deepest, level + 1)
     return deepest
+
+
+def bounded(items: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
+    """The leading items whose JSON fits in ``max_bytes`` (the first always)."""
+    size = 0
+    for count, item in enumerate(items):
+        size += len(json.dumps(item, ensure_ascii=False).encode())
+        if size > max_bytes and count:
+            return items[:count]
+    return items

@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         encoder=engine.encoder,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
+        max_inputs=settings.max_inputs_per_request,
     )
     worker = JobWorker(
         store,

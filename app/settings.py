@@ -134,6 +134,39 @@ class Settings(BaseSettings):
     max_filter_keys: int = Field(32, description="Most metadata fields one search filter may test.")
     max_clusters: int = Field(100, description="Largest k a clustering may ask for.")
 
+    max_metadata_depth: int = Field(
+        16, description="Deepest nesting of objects and arrays in a document's metadata."
+    )
+    max_metadata_bytes: int = Field(
+        65_536, description="Largest metadata of one document, in bytes of JSON."
+    )
+    max_title_chars: int = Field(1000, description="Longest title a document may be given.")
+    max_hit_chars: int = Field(
+        4000,
+        description="Most characters of chunk text in one search hit; longer texts are cut and "
+        "flagged `text_truncated`.",
+    )
+    max_response_bytes: int = Field(
+        8 * 1024 * 1024,
+        description="Largest list of hits in one response, in bytes of JSON; past it the list "
+        "is cut (page on with `offset`).",
+    )
+
+    extract_cpu_seconds: int = Field(
+        60, description="CPU seconds the child process reading one PDF or DOCX file may use."
+    )
+    extract_memory_mb: int = Field(
+        512, description="Memory (address space, MB) of the child process reading one PDF or DOCX."
+    )
+    extract_timeout: float = Field(
+        120, description="Seconds of wall time reading one PDF or DOCX file may take."
+    )
+    shutdown_timeout: int = Field(
+        10,
+        description="Seconds `serve` waits for requests in flight when stopping before cancelling "
+        "them (a file being read is killed).",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import pytest
 
 from tests.support.api import assert_error
+from tests.support.hostile import many_pages_pdf, zip_bomb
 
 MODEL = "all-MiniLM-L6-v2"
 JSON = {"content-type": "application/json"}
-
-
-def zip_bomb() -> bytes:
-    """A .docx-shaped zip whose one member inflates to 300 MB."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml", "<Types/>")
-        z.writestr("word/document.xml", b"\0" * 300_000_000)
-    return buffer.getvalue()
-
-
-def many_pages_pdf(pages: int) -> bytes:
-    """A small valid PDF that claims ``pages`` pages (they share one content stream)."""
-    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>",
-        "<< /Length 0 >>\nstream\n\nendstream",
-        *["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] /Contents 3 0 R >>"] * pages,
-    ]
-    out, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF".encode()
-    return out
 
 
 @pytest.fixture

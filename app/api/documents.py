@@ -12,13 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, m
 from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
-from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, StoreDep
+from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, SettingsDep, StoreDep
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
-from app.ingest.extract import extract, json_record
+from app.ingest.extract import RecordLimits, extract, json_record
 from app.ingest.jobs import Source
+from app.ingest.sandbox import SandboxLimits, extract_sandboxed, sandboxed
 from app.ingest.synced import check_path, tag_documents
 from app.ingest.worker import JobWorker
+from app.jsonvalues import bounded
+from app.settings import Settings
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
@@ -98,8 +101,11 @@ def document_json(document: Document) -> dict[str, Any]:
 
 
 async def _sources_from_form(
-    request: Request, max_files: int
+    request: Request, settings: Settings
 ) -> tuple[str, list[tuple[Source, AppError | None]]]:
+    limits = RecordLimits.of(settings)
+    sandbox = SandboxLimits.of(settings)
+    max_files = settings.max_files_per_upload
     # Each file may come with its path (field 'paths', in the files' order): a field per file.
     async with request.form(max_files=max_files, max_fields=max_files + 100) as form:
         uploads = [
@@ -111,11 +117,25 @@ async def _sources_from_form(
         if not isinstance(collection, str):
             raise BadRequest("'collection' must be a text field.", param="collection")
         paths = _paths(form.getlist("paths"), len(uploads))
-        sources = []
+        sources: list[tuple[Source, AppError | None]] = []
         for upload, path in zip(uploads, paths, strict=True):
-            data = await upload.read()
-            name = upload.filename or "upload"
-            sources.append(await asyncio.to_thread(_extract, name, data, path))
+            name, data = upload.filename or "upload", await upload.read()
+            try:
+                if sandboxed(name):
+                    documents = await extract_sandboxed(
+                        name, data, sandbox, request.is_disconnected
+                    )
+                else:
+                    documents = await asyncio.to_thread(extract, name, data)
+                for number, document in enumerate(documents, 1):
+                    where = name if len(documents) == 1 else f"{name} record {number}"
+                    limits.check(document, where)
+            except AppError as error:  # it fails alone, so the rest of a batch can go in
+                sources.append((Source(name, error=error.message, path=path), error))
+                continue
+            if path is not None:
+                tag_documents(documents, path, data)
+            sources.append((Source(name, documents, path=path), None))
     return collection, sources
 
 
@@ -132,21 +152,13 @@ def _paths(values: list[Any], files: int) -> list[str | None]:
     return [check_path(v) for v in values]
 
 
-def _extract(name: str, data: bytes, path: str | None = None) -> tuple[Source, AppError | None]:
-    """Extract one file; a failure stays with its file, so the rest of a batch can go in."""
-    try:
-        documents = extract(name, data)
-    except AppError as error:
-        return Source(name, error=error.message, path=path), error
-    if path is not None:
-        tag_documents(documents, path, data)
-    return Source(name, documents, path=path), None
-
-
-def _sources_from_json(body: DocumentsIn) -> list[tuple[Source, AppError | None]]:
-    documents = [
-        json_record(d.model_dump(), f"documents[{i}]") for i, d in enumerate(body.documents)
-    ]
+def _sources_from_json(
+    body: DocumentsIn, limits: RecordLimits
+) -> list[tuple[Source, AppError | None]]:
+    documents = []
+    for i, record in enumerate(body.documents):
+        documents.append(document := json_record(record.model_dump(), f"documents[{i}]"))
+        limits.check(document, f"documents[{i}]")
     return [(Source("request.json", documents), None)]
 
 
@@ -171,12 +183,11 @@ async def create_documents(
     """Upload documents: multipart files (field `files`) or JSON records; runs as a job."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        collection, extracted = await _sources_from_form(
-            request, request.app.state.settings.max_files_per_upload
-        )
+        collection, extracted = await _sources_from_form(request, request.app.state.settings)
     elif "json" in content_type:
         body = await _read_json(request)
-        collection, extracted = body.collection, _sources_from_json(body)
+        limits = RecordLimits.of(request.app.state.settings)
+        collection, extracted = body.collection, _sources_from_json(body, limits)
     else:
         raise UnsupportedMediaType(
             "Upload files as multipart/form-data (field 'files') or send JSON records with "
@@ -208,6 +219,7 @@ def get_job(job_id: str, store: StoreDep) -> dict[str, Any]:
 @router.get("/api/documents")
 def list_documents(
     store: StoreDep,
+    settings: SettingsDep,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT)] = 0,
@@ -215,9 +227,11 @@ def list_documents(
     """Documents, newest first, optionally of one collection."""
     collection_id = store.get_collection(collection).id if collection else None
     documents, total = store.list_documents(collection_id, limit=limit, offset=offset)
+    # Cut short past the response size limit: the client pages on from offset + len(data).
+    data = bounded([document_json(d) for d in documents], settings.max_response_bytes)
     return {
         "object": "list",
-        "data": [document_json(d) for d in documents],
+        "data": data,
         "total": total,
         "limit": limit,
         "offset": offset,

@@ -8,12 +8,22 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from app.api.auth import require_key
-from app.api.deps import SQLITE_MAX_INT, ChunkId, DocumentId, EmbedderDep, RowId, SearcherDep
+from app.api.deps import (
+    SQLITE_MAX_INT,
+    ChunkId,
+    DocumentId,
+    EmbedderDep,
+    RowId,
+    SearcherDep,
+    SettingsDep,
+)
 from app.api.documents import document_json
 from app.errors import BadRequest
+from app.jsonvalues import bounded
 from app.search import Filters, Hit, Neighbor, Page, SearchQuery
 from app.search.search import MAX_RESULTS
 from app.search.similarity import similarity_matrix
+from app.settings import Settings
 from app.store.records import Chunk, Document, Scalar
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
@@ -88,25 +98,26 @@ def hit_document_json(document: Document) -> dict[str, Any]:
     return {name: body[name] for name in HIT_DOCUMENT_FIELDS}
 
 
-def chunk_json(chunk: Chunk) -> dict[str, Any]:
-    """The fields of a chunk a hit shows."""
+def chunk_json(chunk: Chunk, max_chars: int) -> dict[str, Any]:
+    """The fields of a chunk a hit shows, its text cut at ``max_chars``."""
     return {
         "id": chunk.id,
         "seq": chunk.seq,
         "section": chunk.section,
-        "text": chunk.text,
+        "text": chunk.text[:max_chars],
+        "text_truncated": len(chunk.text) > max_chars,
         "start": chunk.start,
         "end": chunk.end,
     }
 
 
-def hit_json(hit: Hit) -> dict[str, Any]:
+def hit_json(hit: Hit, max_chars: int) -> dict[str, Any]:
     """One search hit as JSON."""
     return {
         "rank": hit.rank,
         "score": hit.score,
         "document": hit_document_json(hit.document),
-        "chunk": chunk_json(hit.chunk),
+        "chunk": chunk_json(hit.chunk, max_chars),
         "snippet": hit.snippet,
         "explanation": {
             "semantic": hit.semantic and {"rank": hit.semantic.rank, "score": hit.semantic.score},
@@ -116,17 +127,30 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     }
 
 
-def neighbor_json(neighbor: Neighbor) -> dict[str, Any]:
-    """One neighbour as JSON."""
-    return {
-        "score": neighbor.score,
-        "document": hit_document_json(neighbor.document),
-        "chunk": chunk_json(neighbor.chunk),
-    }
+def neighbors_json(neighbors: list[Neighbor], settings: Settings) -> list[dict[str, Any]]:
+    """Neighbours as JSON, within the response size limit."""
+    found = [
+        {
+            "score": neighbor.score,
+            "document": hit_document_json(neighbor.document),
+            "chunk": chunk_json(neighbor.chunk, settings.max_hit_chars),
+        }
+        for neighbor in neighbors
+    ]
+    return bounded(found, settings.max_response_bytes)
 
 
-def page_json(body: SearchIn, page: Page) -> dict[str, Any]:
-    """A page of search results as JSON."""
+def page_json(body: SearchIn, page: Page, settings: Settings) -> dict[str, Any]:
+    """A page of search results as JSON; cut short (with a message) past the size limit."""
+    hits = [hit_json(hit, settings.max_hit_chars) for hit in page.hits]
+    shown = bounded(hits, settings.max_response_bytes)
+    message = page.message
+    if len(shown) < len(hits):
+        message = (
+            f"Only {len(shown)} of {len(hits)} hits fit in one response "
+            f"(EMBEDSEARCH_MAX_RESPONSE_BYTES); ask for the rest with 'offset' "
+            f"{body.offset + len(shown)}."
+        )
     return {
         "object": "search",
         "query": body.query,
@@ -136,24 +160,25 @@ def page_json(body: SearchIn, page: Page) -> dict[str, Any]:
         "k": body.k,
         "offset": body.offset,
         "total": page.total,
-        "has_more": body.offset + len(page.hits) < page.total,
-        "message": page.message,
-        "hits": [hit_json(hit) for hit in page.hits],
+        "has_more": body.offset + len(shown) < page.total,
+        "message": message,
+        "hits": shown,
     }
 
 
 @router.post("/api/search")
-def search(body: SearchIn, searcher: SearcherDep) -> dict[str, Any]:
+def search(body: SearchIn, searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     """Search a collection (hybrid by default); one hit per document unless grouped by chunk."""
     query = SearchQuery(
         body.query, body.mode, body.k, body.offset, body.group_by, body.filters.domain()
     )
-    return page_json(body, searcher.search(body.collection, query))
+    return page_json(body, searcher.search(body.collection, query), settings)
 
 
 @router.get("/api/search")
 def search_get(
     searcher: SearcherDep,
+    settings: SettingsDep,
     q: Annotated[str, Query(description="What to search for.")],
     mode: str = "hybrid",
     k: int = 10,
@@ -174,32 +199,34 @@ def search_get(
         group_by=group_by,
         filters=filters,
     )
-    return search(body, searcher)
+    return search(body, searcher, settings)
 
 
 @router.get("/api/documents/{document_id}/similar")
 def similar_documents(
-    document_id: DocumentId, searcher: SearcherDep, k: int = 10
+    document_id: DocumentId, searcher: SearcherDep, settings: SettingsDep, k: int = 10
 ) -> dict[str, Any]:
     """Documents most like this one (itself excluded)."""
     neighbors = searcher.similar_documents(document_id, k)
-    return {"object": "list", "data": [neighbor_json(n) for n in neighbors]}
+    return {"object": "list", "data": neighbors_json(neighbors, settings)}
 
 
 @router.get("/api/chunks/{chunk_id}/neighbors")
-def chunk_neighbors(chunk_id: ChunkId, searcher: SearcherDep, k: int = 10) -> dict[str, Any]:
+def chunk_neighbors(
+    chunk_id: ChunkId, searcher: SearcherDep, settings: SettingsDep, k: int = 10
+) -> dict[str, Any]:
     """Chunks most like this one (itself excluded)."""
     neighbors = searcher.chunk_neighbors(chunk_id, k)
-    return {"object": "list", "data": [neighbor_json(n) for n in neighbors]}
+    return {"object": "list", "data": neighbors_json(neighbors, settings)}
 
 
 @router.post("/api/neighbors")
-def neighbors(body: NeighborsIn, searcher: SearcherDep) -> dict[str, Any]:
+def neighbors(body: NeighborsIn, searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     """Stored chunks (or documents) nearest to a text or a vector."""
     found, message = searcher.nearest(
         body.collection, body.k, body.text, body.vector, body.group_by
     )
-    return {"object": "list", "data": [neighbor_json(n) for n in found], "message": message}
+    return {"object": "list", "data": neighbors_json(found, settings), "message": message}
 
 
 @router.post("/api/similarity")

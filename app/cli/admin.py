@@ -46,7 +46,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             host,
         )
     build = create_embeddings_app if getattr(args, "embeddings_only", False) else create_app
-    uvicorn.run(build(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        build(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ from app.settings import DEFAULTS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+WINDOW_CHARS = 64_000  # most characters tokenised at once (memory grows with it)
 
 # Where a chunk may end, best first: a blank line, the end of a sentence, any whitespace.
 # Each match ends where the next chunk's first token may start.
@@ -54,9 +57,20 @@ def chunk_text(
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     if not 0 <= overlap < max_tokens:
         raise ValueError(f"overlap must be at least 0 and below max_tokens, got {overlap}")
-    spans = _spans(text, sections or [])
-    if not spans:
-        return []
+    chunks: list[Chunk] = []
+    for group in _groups(_windows(text, _spans(text, sections or []))):
+        chunks += _chunk_spans(text, group, tokenizer, max_tokens, overlap)
+    return chunks
+
+
+def _chunk_spans(
+    text: str,
+    spans: list[tuple[int, int, str]],
+    tokenizer: PreTrainedTokenizerBase,
+    max_tokens: int,
+    overlap: int,
+) -> list[Chunk]:
+    """The chunks of some spans of ``text``, tokenised together."""
     # One batched tokenizer call for every span and heading path: per-sentence calls are slow.
     # verbose=False: inputs longer than the model's window are expected, splitting them is our job.
     encoded = tokenizer(
@@ -81,6 +95,47 @@ def chunk_text(
         )
         chunks += splitter.split(overlap)
     return chunks
+
+
+def _windows(text: str, spans: list[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
+    """The spans, a long one cut at its best boundaries into pieces of at most WINDOW_CHARS.
+
+    Tokenising takes memory in proportion to the text at hand: pieces keep it bounded
+    however long a document is.
+    """
+    for start, end, path in spans:
+        while end - start > WINDOW_CHARS:
+            lo, hi = start + WINDOW_CHARS // 2, start + WINDOW_CHARS
+            cut = next(
+                (
+                    found
+                    for pattern in _CUTS
+                    if (found := _last_match(pattern, text, lo, hi)) is not None
+                ),
+                hi,
+            )
+            yield start, cut, path
+            start = cut
+        yield start, end, path
+
+
+def _last_match(pattern: re.Pattern[str], text: str, lo: int, hi: int) -> int | None:
+    """Where the last match of ``pattern`` in ``text[lo:hi]`` ends, if any."""
+    return max((m.end() for m in pattern.finditer(text, lo, hi)), default=None)
+
+
+def _groups(spans: Iterable[tuple[int, int, str]]) -> Iterator[list[tuple[int, int, str]]]:
+    """Spans in groups of at most WINDOW_CHARS characters (a longer span alone)."""
+    group: list[tuple[int, int, str]] = []
+    size = 0
+    for span in spans:
+        if group and size + span[1] - span[0] > WINDOW_CHARS:
+            yield group
+            group, size = [], 0
+        group.append(span)
+        size += span[1] - span[0]
+    if group:
+        yield group
 
 
 def _spans(text: str, sections: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
@@ -135,8 +190,7 @@ class _Splitter:
     def _best_cut(self, lo: int, hi: int) -> int:
         """The last cut before a token in ``lo..hi`` of the best kind there, else ``hi``."""
         for pattern in _CUTS:
-            matches = pattern.finditer(self.text, self.tokens[lo - 1][0], self.tokens[hi][0])
-            end = max((m.end() for m in matches), default=None)
+            end = _last_match(pattern, self.text, self.tokens[lo - 1][0], self.tokens[hi][0])
             if end is not None:
                 return self._token_at(end)
         return hi

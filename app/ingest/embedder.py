@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 
 from app.embeddings.engine import Engine
-from app.errors import ServiceUnavailable
+from app.errors import RateLimited, ServiceUnavailable
 
 
 class Embedder(Protocol):
@@ -73,6 +73,8 @@ class RemoteEmbedder:
             raise ServiceUnavailable(
                 f"The embeddings service at {self.url} is unreachable: {exc}"
             ) from exc
+        if response.status_code == 429:  # the caller may wait and retry
+            raise RateLimited(f"The embeddings service at {self.url} is busy (429).")
         if response.status_code != 200:
             raise ServiceUnavailable(
                 f"The embeddings service at {self.url} answered "

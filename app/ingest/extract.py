@@ -21,8 +21,9 @@ from docx.table import Table
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
 
-from app.errors import AppError, Unprocessable, UnsupportedMediaType
-from app.jsonvalues import has_lone_surrogate
+from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
+from app.jsonvalues import depth, has_lone_surrogate
+from app.settings import Settings
 
 _TYPES = {
     ".txt": "txt",
@@ -320,3 +321,42 @@ def json_record(record: Any, where: str) -> Extracted:
         metadata=metadata,
         external_id=None if external_id is None else str(external_id),
     )
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """What one document may carry besides its text: metadata depth and size, title length."""
+
+    metadata_depth: int
+    metadata_bytes: int
+    title_chars: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> RecordLimits:
+        """The limits these settings set."""
+        return cls(
+            settings.max_metadata_depth, settings.max_metadata_bytes, settings.max_title_chars
+        )
+
+    def check(self, document: Extracted, where: str) -> None:
+        """BadRequest naming the setting if ``document`` is over a limit."""
+        if (levels := depth(document.metadata)) > self.metadata_depth:
+            raise BadRequest(
+                f"{where} has metadata nested {levels} levels deep, more than the limit of "
+                f"{self.metadata_depth} (EMBEDSEARCH_MAX_METADATA_DEPTH): flatten it.",
+                param="metadata",
+            )
+        size = len(json.dumps(document.metadata, ensure_ascii=False).encode())
+        if size > self.metadata_bytes:
+            raise BadRequest(
+                f"{where} has {size:,} bytes of metadata, more than the limit of "
+                f"{self.metadata_bytes:,} (EMBEDSEARCH_MAX_METADATA_BYTES): put long values in "
+                "the text instead.",
+                param="metadata",
+            )
+        if len(document.title) > self.title_chars:
+            raise BadRequest(
+                f"{where} has a title of {len(document.title):,} characters, more than the limit "
+                f"of {self.title_chars:,} (EMBEDSEARCH_MAX_TITLE_CHARS).",
+                param="title",
+            )

@@ -24,7 +24,7 @@ import numpy as np
 
 from app.embeddings.backends import compatible_backends
 from app.embeddings.encoder import Encoder
-from app.errors import AppError, Conflict, Unprocessable
+from app.errors import AppError, Conflict, RateLimited, Unprocessable
 from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
@@ -37,8 +37,9 @@ from app.store.records import ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
 
-GROUP_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
+BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
 SHOWN_FAILURES = 5  # reasons a file's error names; the count says how many more there were
 NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
 
@@ -157,6 +158,9 @@ class _Pending:
     replace_id: int | None
 
 
+Batch = list[tuple[_Pending, int, int]]  # (document, first chunk, end) in one embedding call
+
+
 class Ingestor:
     """Runs ingestion jobs against a store, its indexes and an embedder."""
 
@@ -169,6 +173,7 @@ class Ingestor:
         *,
         chunk_tokens: int = DEFAULTS.chunk_tokens,
         chunk_overlap: int = DEFAULTS.chunk_overlap,
+        max_inputs: int = BATCH_CHUNKS,
         worker: str | None = None,
     ) -> None:
         self.store = store
@@ -177,6 +182,7 @@ class Ingestor:
         self.encoder = encoder  # called when a job runs: the model may still be loading
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
+        self.batch_chunks = min(BATCH_CHUNKS, max_inputs)  # within the embeddings API's cap
         self.worker = worker  # the job's holder: its writes stop if another takes it over
 
     def run(self, job_id: str, collection: str, sources: list[Source]) -> Job | None:
@@ -201,20 +207,33 @@ class Ingestor:
         self._update(job_id, state="embedding", total=total, result=_summary(sources))
         done = 0
         target: Collection | None = None
-        saved = time.monotonic()
-        for group, results in self._embedded(_groups(pending)):
-            for item, vectors in zip(group, results, strict=True):
-                done += len(item.chunks)
+        saved = reported = time.monotonic()
+        parts: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
+        failed: set[int] = set()  # documents one of whose batches failed
+        for batch, results in self._embedded(_batches(pending, self.batch_chunks)):
+            for (item, first, end), vectors in zip(batch, results, strict=True):
+                done += end - first
+                if id(item) in failed:
+                    continue
                 if isinstance(vectors, Exception):
                     item.source.fail(item.document, _reason(vectors))
+                    failed.add(id(item))
+                    parts.pop(id(item), None)
+                    continue
+                parts.setdefault(id(item), []).append(vectors)
+                if end < len(item.chunks):
                     continue
                 if target is None:
                     target = self._collection(collection, vectors.shape[1])
-                self._store(target, item, vectors)
+                self._store(target, item, np.concatenate(parts.pop(id(item))))
+                if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
+                    self._update(job_id, done=done, result=_summary(sources))
+                    reported = time.monotonic()
             if target is not None and time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
             self._update(job_id, done=done, result=_summary(sources))
+            reported = time.monotonic()
         if target is not None:
             self.indexes.save(target.id)
         if existing := _existing_collection(self.store, collection):
@@ -303,32 +322,43 @@ class Ingestor:
             return self.store.find_document(collection_id, source_name=source.name)
         return None
 
-    def _embedded(
-        self, groups: Iterable[list[_Pending]]
-    ) -> Iterator[tuple[list[_Pending], list[Embedding]]]:
-        """Embed group after group, the next one while the caller stores the last."""
+    def _embedded(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, list[Embedding]]]:
+        """Embed batch after batch, the next one while the caller stores the last."""
         with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
-            previous: tuple[list[_Pending], Future[list[Embedding]]] | None = None
-            for group in groups:
-                current = (group, pool.submit(self._embed, group))
+            previous: tuple[Batch, Future[list[Embedding]]] | None = None
+            for batch in batches:
+                current = (batch, pool.submit(self._embed, batch))
                 if previous:
                     yield previous[0], previous[1].result()
                 previous = current
             if previous:
                 yield previous[0], previous[1].result()
 
-    def _embed(self, group: list[_Pending]) -> list[Embedding]:
-        """Each document's vectors; where one call for the group fails, one call per document,
-        so that a document the embedder refuses fails alone."""
+    def _embed(self, batch: Batch) -> list[Embedding]:
+        """Vectors for each (document, chunks) part; where one call for the batch fails, one
+        call per part, so that a document the embedder refuses fails alone."""
         try:
-            vectors = self.embedder.embed(_texts(group))
+            vectors = self._embed_waiting(_texts(batch))
         except Exception as exc:
-            if len(group) == 1:
+            if len(batch) == 1:
                 return [exc]
-            log.warning("Embedding %d documents failed (%s); retrying one by one", len(group), exc)
-            return [result for item in group for result in self._embed([item])]
-        ends = np.cumsum([len(item.chunks) for item in group])[:-1]
+            log.warning("Embedding %d documents failed (%s); retrying one by one", len(batch), exc)
+            return [result for part in batch for result in self._embed([part])]
+        ends = np.cumsum([end - first for _, first, end in batch])[:-1]
         return list(np.split(vectors, ends))
+
+    def _embed_waiting(self, texts: list[str]) -> np.ndarray:
+        """Vectors for ``texts``; while the model's queue is full, wait for room (back-pressure).
+
+        What ingestion accepted must not fail because interactive requests filled the queue.
+        """
+        pause = 0.05
+        while True:  # the queue drains while the engine runs; once it stops it says so instead
+            try:
+                return self.embedder.embed(texts)
+            except RateLimited:
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _store(self, target: Collection, item: _Pending, vectors: np.ndarray) -> None:
         """Store one document (the index follows the store); a failure fails only this document."""
@@ -370,25 +400,33 @@ def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
 
 
-def _texts(group: list[_Pending]) -> list[str]:
-    return [chunk.embed_text for item in group for chunk in item.chunks]
+def _texts(batch: Batch) -> list[str]:
+    return [chunk.embed_text for item, first, end in batch for chunk in item.chunks[first:end]]
 
 
 def _existing_collection(store: Store, name: str) -> Collection | None:
     return next((c for c in store.list_collections() if c.name == name), None)
 
 
-def _groups(pending: list[_Pending]) -> Iterator[list[_Pending]]:
-    group: list[_Pending] = []
-    size = 0
+def _batches(pending: list[_Pending], size: int) -> Iterator[Batch]:
+    """Batches of at most ``size`` chunks, in order; a document's chunks may span many batches.
+
+    So no embedding call grows with a document's size.
+    """
+    batch: Batch = []
+    room = size
     for item in pending:
-        group.append(item)
-        size += len(item.chunks)
-        if size >= GROUP_CHUNKS:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
+        first = 0
+        while first < len(item.chunks):
+            end = min(len(item.chunks), first + room)
+            batch.append((item, first, end))
+            room -= end - first
+            first = end
+            if not room:
+                yield batch
+                batch, room = [], size
+    if batch:
+        yield batch
 
 
 def _summary(sources: list[Source]) -> JobSummary:

@@ -10,10 +10,14 @@ from typing import Any
 import numpy as np
 
 from app.errors import BadRequest, NotFound
+from app.jsonvalues import depth
 from app.store.collections import Collections
 from app.store.dialect import Conn
 from app.store.records import AddResult, ChunkRecord, Document, Scalar, now
 
+# Past these, stored metadata is not shown (JSON serialisers give up at a few hundred levels).
+SHOWN_METADATA_DEPTH = 64
+SHOWN_METADATA_BYTES = 1 << 20
 # Listings and lookups leave out the full text, which can be megabytes per document.
 _DOCUMENT_SUMMARY = (
     "id, collection_id, title, source_name, source_type, size, content_hash, external_id, "
@@ -247,4 +251,21 @@ class Documents(Collections):
 
 def _document(row: dict[str, Any]) -> Document:
     """A Document from a documents row."""
-    return Document(**(row | {"metadata": json.loads(row["metadata"])}))
+    return Document(**(row | {"metadata": shown_metadata(row["metadata"])}))
+
+
+def shown_metadata(stored: str) -> dict[str, Any]:
+    """Stored metadata as it can be shown; a note in its place if it is too deep or too big.
+
+    Records stored before the limits on metadata existed may hold anything; one of them must not
+    make every listing and search of its collection fail.
+    """
+    if len(stored) > SHOWN_METADATA_BYTES:
+        return {"_unshown": f"metadata of {len(stored):,} bytes; re-upload with less"}
+    try:
+        metadata = json.loads(stored)
+    except RecursionError:
+        metadata = None
+    if metadata is None or depth(metadata) > SHOWN_METADATA_DEPTH:
+        return {"_unshown": "metadata nested too deeply to show; re-upload with flatter metadata"}
+    return metadata

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.ingest.chunking import Chunk, chunk_text
+from app.ingest.chunking import WINDOW_CHARS, Chunk, chunk_text
+from tests.support.documents import long_text
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank. "
 
@@ -142,3 +143,21 @@ def test_the_window_limit_is_allowed(tokenizer) -> None:
     text = SENTENCE * 40
     window = 254  # all-MiniLM-L6-v2's 256 less [CLS] and [SEP]
     check(text, chunk_text(text, tokenizer, max_tokens=window), tokenizer, window)
+
+
+def test_chunking_tokenises_a_bounded_piece_at_a_time(tokenizer, monkeypatch) -> None:
+    seen: list[int] = []
+
+    def spy(texts, **kwargs):
+        seen.append(sum(len(t) for t in texts))
+        return tokenizer(texts, **kwargs)
+
+    text = long_text(60_000)
+    assert len(text) > 4 * WINDOW_CHARS
+    chunks = chunk_text(text, spy)
+    assert max(seen) <= WINDOW_CHARS
+    covered = bytearray(len(text))
+    for chunk in chunks:
+        covered[chunk.start : chunk.end] = b"x" * (chunk.end - chunk.start)
+    assert all(covered[i] or text[i].isspace() for i in range(len(text)))
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)

@@ -73,7 +73,7 @@ def documents(n: int) -> list[Source]:
 def test_a_job_of_a_dead_replica_is_finished_by_another_without_duplicates(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs, "GROUP_CHUNKS", 4)  # many small groups: the death comes mid-job
+    monkeypatch.setattr(jobs, "BATCH_CHUNKS", 4)  # many small batches: the death comes mid-job
     dying = replica(url, DyingEmbedder(calls=3), "dying")
     healthy = replica(url, FakeEmbedder(), "healthy")
     job = dying.submit("notes", documents(20))

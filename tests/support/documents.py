@@ -28,3 +28,12 @@ def unit_vectors(rng: np.random.Generator, n: int, dimensions: int = DIMENSIONS)
     """n random L2-normalised float32 vectors."""
     vectors = rng.normal(size=(n, dimensions)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def long_text(words: int) -> str:
+    """About ``words`` words of sentences, with a paragraph break every 40 sentences."""
+    sentences = [
+        f"Sentence {i} talks about topic {i % 97} and item {i * 7 % 1013}."
+        for i in range(words // 10)
+    ]
+    return "\n\n".join(" ".join(sentences[i : i + 40]) for i in range(0, len(sentences), 40))
