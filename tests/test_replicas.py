@@ -94,7 +94,10 @@ def test_replicas_behind_nginx_lose_nothing_when_one_is_killed(tmp_path) -> None
             victim = kill_a_replica_mid_job(balancer, replicas, jobs)
             finished = wait_finished(balancer, jobs)
             assert all(job["state"] == "done" for job in finished), finished
-            assert sum(job["result"]["added"] for job in finished) == JOBS * PER_JOB
+            # A document stored just before the kill, before the job recorded it, is counted as
+            # a duplicate by the replica that finishes the job: stored once either way.
+            results = [job["result"] for job in finished]
+            assert sum(r["added"] + r["duplicate"] for r in results) == JOBS * PER_JOB
             taken_over = [job for job in finished if job["attempts"] > 1]
             assert taken_over and all(held_by([victim], j) is None for j in taken_over)
 

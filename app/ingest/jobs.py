@@ -1,6 +1,6 @@
 """Ingestion jobs: extracted documents are deduplicated, chunked, embedded and stored.
 
-A job is stored with what it ingests (``sources_payload``) and run by whichever replica's
+A job is stored with what it ingests (``app.ingest.worker.sources_payload``) and run by whichever replica's
 worker claims it (``app.ingest.worker``). Each document is stored in one database transaction;
 the vector index follows the database, and its file is saved as the job goes and at its end. A
 job taken over from a replica that died skips the documents that replica already stored (same
@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import numpy as np
@@ -117,36 +118,8 @@ class Source:
         }
 
 
-def sources_payload(sources: list[Source]) -> list[dict[str, Any]]:
-    """Sources as JSON, for a job any replica can run."""
-    return [
-        {
-            "name": s.name,
-            "path": s.path,
-            "error": s.error,
-            "documents": [asdict(d) for d in s.documents],
-        }
-        for s in sources
-    ]
-
-
-def sources_from_payload(
-    payload: list[dict[str, Any]], result: dict[str, Any] | None
-) -> list[Source]:
-    """Sources from a job's payload, with what an earlier attempt's ``result`` recorded."""
-    earlier = {i: f for i, f in enumerate((result or {}).get("files", []))}
-    sources = []
-    for i, item in enumerate(payload):
-        documents = [
-            Extracted(**(d | {"sections": [tuple(s) for s in d["sections"]]}))
-            for d in item["documents"]
-        ]
-        source = Source(item["name"], documents, error=item["error"], path=item["path"])
-        if done := earlier.get(i):
-            source.added, source.replaced = done["added"], done["replaced"]
-            source.duplicate, source.document_ids = done["duplicate"], list(done["documents"])
-        sources.append(source)
-    return sources
+class Stopped(Exception):
+    """The server is stopping: leave the job for a worker to resume."""
 
 
 @dataclass
@@ -184,6 +157,7 @@ class Ingestor:
         self.chunk_overlap = chunk_overlap
         self.batch_chunks = min(BATCH_CHUNKS, max_inputs)  # within the embeddings API's cap
         self.worker = worker  # the job's holder: its writes stop if another takes it over
+        self.stopping = threading.Event()  # set at shutdown: the running job is handed back
 
     def run(self, job_id: str, collection: str, sources: list[Source]) -> Job | None:
         """Run one job to the end; a failing document fails alone, with its reason. None if
@@ -193,11 +167,18 @@ class Ingestor:
         except LeaseLost:
             log.warning("Ingestion job %s was taken over by another worker", job_id)
             return None
+        except Stopped:  # shutting down: any worker (this one after a restart) resumes the job
+            log.warning("Ingestion job %s handed back unfinished: the server is stopping", job_id)
+            self.store.update_job(job_id, worker=self.worker, result=_summary(sources))
+            self.store.release_job(job_id, self.worker or "")
+            return None
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
             return self._update(job_id, state="failed", error=_reason(exc))
 
     def _update(self, job_id: str, **fields: Any) -> Job:
+        if self.stopping.is_set() and fields.get("state") not in ("done", "failed"):
+            raise Stopped  # between batches: what is stored stays, the rest is resumed
         return self.store.update_job(job_id, worker=self.worker, **fields)
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
