@@ -52,6 +52,11 @@ class Unauthorized(AppError):
     code = "invalid_api_key"
 
 
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(AppError):
     status = 404
     code = "not_found"

@@ -12,11 +12,11 @@ import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search, sync
-from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SecurityHeaders
+from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SameOrigin, SecurityHeaders
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
-from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm
+from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm, openai_aliases
 from app.errors import AppError
 from app.index.factory import open_indexes
 from app.index.indexes import Indexes
@@ -26,6 +26,7 @@ from app.ingest.worker import JobWorker
 from app.metrics import Metrics
 from app.settings import Settings, get_settings
 from app.store.database import Store
+from app.store.owner import Owner
 from app.web import install as install_web
 from app.web import not_found_page
 
@@ -36,8 +37,11 @@ Loader = Callable[[ModelSpec], Encoder]
 
 def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = None) -> Engine:
     """The embeddings engine for these settings (``load`` swaps the model, for tests)."""
-    registry = ModelRegistry([bundled_minilm()], settings.model_aliases)
-    registry.resolve(settings.model)  # fail fast on a default model that is not served
+    specs = [bundled_minilm()]
+    # Fails fast on a default model that is not served; the OpenAI names go to its canonical id.
+    default = ModelRegistry(specs, settings.model_aliases).resolve(settings.model).id
+    builtin = openai_aliases(default) if settings.openai_aliases else {}
+    registry = ModelRegistry(specs, {**builtin, **settings.model_aliases})
     return Engine(
         registry,
         load
@@ -51,6 +55,7 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
             max_inputs=settings.max_inputs_per_request,
             max_tokens=settings.max_tokens_per_request,
             truncate=settings.truncate,
+            token_ids=settings.token_ids,
         ),
         batch_tokens=settings.batch_tokens,
         max_queued=settings.max_queued_inputs,
@@ -82,6 +87,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     settings = settings or get_settings()
     metrics = Metrics()
     engine = build_engine(settings, metrics, load)
+    owner = Owner(settings.data_dir, "embedsearch serve")  # before anything writes there
     store, indexes = open_store(settings)
     embedder = build_embedder(settings, engine)
     ingestor = Ingestor(
@@ -122,6 +128,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
             log.warning("Indexes not saved at shutdown: %s", exc.message)
         engine.stop()
         store.close()
+        owner.release()
 
     app = FastAPI(
         title="embedsearch",
@@ -181,6 +188,7 @@ def create_embeddings_app(settings: Settings | None = None, load: Loader | None 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     """Body limits, request metrics and security headers, outermost last."""
     app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
+    app.add_middleware(SameOrigin)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_request_bytes,

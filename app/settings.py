@@ -33,7 +33,19 @@ class Settings(BaseSettings):
     model_aliases: dict[str, str] = Field(
         default_factory=dict,
         description="Extra model names mapped to a served model, as JSON, e.g. "
-        '`{"text-embedding-3-small": "all-MiniLM-L6-v2"}`.',
+        '`{"my-embedder": "all-MiniLM-L6-v2"}`; they win over the built-in OpenAI names.',
+    )
+    openai_aliases: bool = Field(
+        True,
+        description="Serve `text-embedding-3-small`, `text-embedding-3-large` and "
+        "`text-embedding-ada-002` as aliases of the default model, so OpenAI clients work with "
+        "their default model name; `EMBEDSEARCH_MODEL_ALIASES` overrides them one by one.",
+    )
+    token_ids: Literal["openai", "model"] = Field(
+        "openai",
+        description="Vocabulary of token-id input (`[int]` or `[[int]]`): `openai` decodes the "
+        "ids with OpenAI's `cl100k_base` (what OpenAI clients such as LangChain send) and "
+        "embeds the text; `model` reads them as the served model's own ids.",
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -165,6 +177,11 @@ class Settings(BaseSettings):
         10,
         description="Seconds `serve` waits for requests in flight when stopping before cancelling "
         "them (a file being read is killed).",
+    )
+
+    max_import_bytes: int = Field(
+        8 * 1024**3,
+        description="Largest database `embedsearch import` unpacks from an archive, in bytes.",
     )
 
     @field_validator("api_keys", mode="before")

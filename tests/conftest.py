@@ -60,10 +60,7 @@ def client(make_client) -> TestClient:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A real server with the real model, one API key and an OpenAI-style alias."""
-    env = {
-        "EMBEDSEARCH_API_KEYS": API_KEY,
-        "EMBEDSEARCH_MODEL_ALIASES": '{"text-embedding-3-small": "all-MiniLM-L6-v2"}',
-    }
+    """A real server with the real model, one API key and otherwise default settings."""
+    env = {"EMBEDSEARCH_API_KEYS": API_KEY}
     with running_server(tmp_path_factory.mktemp("live"), env) as (url, _, log):
         yield url, log

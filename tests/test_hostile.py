@@ -157,3 +157,29 @@ def test_lone_surrogate_in_an_uploaded_json_fails_that_file_alone(stored) -> Non
 def test_api_bodies_must_be_json(stored, path: str, kind: str) -> None:
     body = json.dumps({"query": "x", "text": "x", "model": MODEL, "input": "x"})
     assert_error(stored.post(path, content=body, headers={"content-type": kind}), 415)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"sec-fetch-site": "cross-site"},
+        {"origin": "http://evil.example"},
+        {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
+    ],
+)
+def test_cross_site_api_writes_are_refused_even_with_the_cookie(make_client, headers) -> None:
+    client = make_client(api_keys=["k1"])
+    client.cookies.set("embedsearch_key", "k1")
+    created = client.post("/api/documents?wait=true", json={"text": "mine"})
+    assert created.status_code == 200
+    [doc_id] = created.json()["documents"]
+    files = {"files": ("x.txt", b"planted")}
+    assert_error(client.post("/api/documents", files=files, headers=headers), 403)
+    assert_error(client.delete(f"/api/documents/{doc_id}", headers=headers), 403)
+    body = {"query": "mine"}
+    assert_error(client.post("/api/search", json=body, headers=headers), 403)
+    # The same requests from the app's own pages, or with the key in a header, go through.
+    bearer = {**headers, "authorization": "Bearer k1"}
+    assert client.post("/api/search", json=body, headers=bearer).status_code == 200
+    same = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+    assert client.delete(f"/api/documents/{doc_id}", headers=same).status_code == 200

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 from starlette.datastructures import UploadFile
 
 from app.api.auth import require_key
 from app.api.deps import SQLITE_MAX_INT, DocumentId, IndexesDep, SettingsDep, StoreDep
+from app.api.filters import parse_filters
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import RecordLimits, extract, json_record
@@ -22,9 +23,11 @@ from app.ingest.synced import check_path, tag_documents
 from app.ingest.worker import JobWorker
 from app.jsonvalues import bounded
 from app.settings import Settings
+from app.store.database import Store
 from app.store.records import Document, Job
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["documents"])
+Body = TypeVar("Body", bound=BaseModel)
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -163,14 +166,26 @@ def _sources_from_json(
 
 
 async def _read_json(request: Request) -> DocumentsIn:
+    return await _read_model(request, DocumentsIn)
+
+
+async def _read_model(request: Request, model: type[Body]) -> Body:
     try:
-        return DocumentsIn.model_validate_json(await request.body())
+        return model.model_validate_json(await request.body())
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         if first["type"] == "json_invalid":
             raise BadRequest("The body is not valid JSON.") from None
         raise BadRequest(f"Invalid value for '{where}': {first['msg']}.", param=where) from None
+
+
+async def _finished(store: Store, job: Job) -> Job:
+    """The job once it has ended: whichever replica runs it, the database says when."""
+    while job.state not in ("done", "failed"):
+        await asyncio.sleep(0.05)
+        job = await asyncio.to_thread(store.get_job, job.id)
+    return job
 
 
 @router.post("/api/documents", status_code=202)
@@ -202,11 +217,8 @@ async def create_documents(
         reasons = "; ".join(f"{s.name}: {s.error}" for s in sources)
         raise Unprocessable(f"None of the files could be read. {reasons}")
     job = await asyncio.to_thread(worker.submit, collection, sources)
-    if wait:  # whichever replica runs the job, it is finished when the database says so
-        while job.state not in ("done", "failed"):
-            await asyncio.sleep(0.05)
-            job = await asyncio.to_thread(store.get_job, job.id)
-        return JSONResponse(job_json(job), status_code=200)
+    if wait:
+        return JSONResponse(job_json(await _finished(store, job)), status_code=200)
     return JSONResponse(job_json(job), status_code=202)
 
 
@@ -223,10 +235,18 @@ def list_documents(
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INT)] = 0,
+    filters: Annotated[
+        str | None,
+        Query(
+            description='JSON, as in POST /api/search: e.g. `{"metadata": {"year": {"$gte": 2020}}}`'
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Documents, newest first, optionally of one collection."""
+    """Documents, newest first, optionally of one collection and passing a filter."""
     collection_id = store.get_collection(collection).id if collection else None
-    documents, total = store.list_documents(collection_id, limit=limit, offset=offset)
+    documents, total = store.list_documents(
+        collection_id, limit=limit, offset=offset, filters=parse_filters(filters)
+    )
     # Cut short past the response size limit: the client pages on from offset + len(data).
     data = bounded([document_json(d) for d in documents], settings.max_response_bytes)
     return {
@@ -256,6 +276,53 @@ def delete_document(
     """Delete a document, its chunks and their vectors."""
     remove_document(store, indexes, document_id)
     return {"id": document_id, "object": "document", "deleted": True}
+
+
+ExternalId = Annotated[str, Path(min_length=1, max_length=1024, description="Your document id.")]
+Collection = Annotated[str, Query(description="The collection the document is in.")]
+
+
+@router.get("/api/documents/external/{external_id:path}")
+def get_external(
+    external_id: ExternalId, store: StoreDep, collection: Collection = "default"
+) -> dict[str, Any]:
+    """The document with this external id, with its text and chunks."""
+    document = store.find_external(store.get_collection(collection).id, external_id)
+    return get_document(document.id, store)
+
+
+@router.put("/api/documents/external/{external_id:path}")
+async def put_external(
+    external_id: ExternalId,
+    request: Request,
+    worker: WorkerDep,
+    store: StoreDep,
+    collection: Collection = "default",
+) -> dict[str, Any]:
+    """Create or replace the document with this external id; answers when it is stored."""
+    check_collection_name(collection)
+    body = await _read_model(request, DocumentIn)
+    record = json_record({**body.model_dump(), "external_id": external_id}, "body")
+    RecordLimits.of(request.app.state.settings).check(record, "body")
+    job = await asyncio.to_thread(worker.submit, collection, [Source("request.json", [record])])
+    job = await _finished(store, job)
+    if job.state == "failed":
+        raise Unprocessable(job.error or "The document could not be stored.")
+    found = store.find_external(store.get_collection(collection).id, external_id)
+    return {**get_document(found.id, store), "job": job_json(job)}
+
+
+@router.delete("/api/documents/external/{external_id:path}")
+def delete_external(
+    external_id: ExternalId,
+    store: StoreDep,
+    indexes: IndexesDep,
+    collection: Collection = "default",
+) -> dict[str, Any]:
+    """Delete the document with this external id, its chunks and their vectors."""
+    document = store.find_external(store.get_collection(collection).id, external_id)
+    remove_document(store, indexes, document.id)
+    return {"id": document.id, "external_id": external_id, "object": "document", "deleted": True}
 
 
 @router.get("/api/collections")

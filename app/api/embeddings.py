@@ -37,6 +37,7 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    root: str = Field(description="The served model this name runs: itself, or an alias's target.")
 
 
 class ModelList(BaseModel):
@@ -76,7 +77,7 @@ for path, op in (
 
 def _card(engine: Engine, name: str) -> ModelCard:
     spec = engine.registry.resolve(name)
-    return ModelCard(id=name, created=spec.created, owned_by=spec.owned_by)
+    return ModelCard(id=name, created=spec.created, owned_by=spec.owned_by, root=spec.id)
 
 
 @router.get("/v1/models", response_model=ModelList)

@@ -39,7 +39,10 @@ def _shape(status: int, message: str, param: str | None = None, code: str | None
 def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     """One readable message (and the offending parameter) for a validation failure."""
     first = exc.errors()[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    loc = [str(part) for part in first.get("loc", ())]
+    # The first part says where the value came from (body, query, path...): not a parameter.
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
     if first.get("type") == "json_invalid":
         return (
             "We could not parse the JSON body of your request. Send valid JSON with "

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.errors import AppError, BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from app.jsonvalues import has_lone_surrogate
 from app.metrics import Metrics
 
@@ -144,6 +145,44 @@ def _lone_surrogate(body: bytes) -> bool:
         return has_lone_surrogate(json.loads(body))
     except (ValueError, RecursionError):
         return False
+
+
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def cross_site(headers: dict[bytes, bytes]) -> bool:
+    """True when the browser says another site made it send this request."""
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:  # every current browser sends it
+        return site not in (b"same-origin", b"none")
+    origin = headers.get(b"origin")
+    if origin is None:  # not a browser (or a very old one); the cookie is SameSite=Strict too
+        return False
+    return origin == b"null" or urlsplit(origin).netloc != headers.get(b"host", b"")
+
+
+class SameOrigin:
+    """Refuse state-changing requests another site made a browser send (CSRF).
+
+    A request with an ``Authorization`` header was not sent by a browser on another site's
+    behalf (browsers never add one cross-site); any other may carry the sign-in cookie, or
+    reach a server without keys, so it must come from this site's own pages.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            headers = dict(scope["headers"])
+            if b"authorization" not in headers and cross_site(headers):
+                error = Forbidden(
+                    "Requests that change data must come from this site's own pages (or carry "
+                    "an API key in an Authorization header); another site sent this one."
+                )
+                await send_error(send, error)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestMetrics:

@@ -5,49 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from app.api.auth import require_key
-from app.api.deps import (
-    SQLITE_MAX_INT,
-    ChunkId,
-    DocumentId,
-    EmbedderDep,
-    RowId,
-    SearcherDep,
-    SettingsDep,
-)
+from app.api.deps import ChunkId, DocumentId, EmbedderDep, RowId, SearcherDep, SettingsDep
 from app.api.documents import document_json
+from app.api.filters import FiltersIn
 from app.errors import BadRequest
 from app.jsonvalues import bounded
-from app.search import Filters, Hit, Neighbor, Page, SearchQuery
+from app.search import Hit, Neighbor, Page, SearchQuery
 from app.search.search import MAX_RESULTS
 from app.search.similarity import similarity_matrix
 from app.settings import Settings
-from app.store.records import Chunk, Document, Scalar
+from app.store.records import Chunk, Document
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["search"])
-
-
-class FiltersIn(BaseModel):
-    """Which documents may match; every given condition must hold."""
-
-    # Strict: a metadata value "1" must not match a stored 1, nor 1 match true.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    document_ids: list[Annotated[StrictInt, Field(ge=1, le=SQLITE_MAX_INT)]] = Field(
-        default_factory=list, description="Only these."
-    )
-    source_types: list[StrictStr] = Field(
-        default_factory=list, description="Only these source types, e.g. 'md' or 'pdf'."
-    )
-    metadata: dict[str, Scalar] = Field(
-        default_factory=dict, description="Top-level metadata fields that must equal these."
-    )
-
-    def domain(self) -> Filters:
-        """The search layer's filters."""
-        return Filters(tuple(self.document_ids), tuple(self.source_types), self.metadata)
 
 
 class SearchIn(BaseModel):
@@ -56,7 +28,12 @@ class SearchIn(BaseModel):
     # A misspelt field (say 'mdoe') must fail loudly rather than search with the default.
     model_config = ConfigDict(extra="forbid")
 
-    query: StrictStr = Field(description="What to search for, in plain words.")
+    query: StrictStr | None = Field(None, description="What to search for, in plain words.")
+    vector: list[float] | None = Field(
+        None,
+        description="Search by this vector instead of 'query' (semantic mode), e.g. one from "
+        "/v1/embeddings; as many numbers as the collection's dimensions.",
+    )
     mode: StrictStr = Field("hybrid", description="'hybrid', 'semantic' or 'keyword'.")
     k: StrictInt = Field(10, description=f"Hits per page (offset + k at most {MAX_RESULTS}).")
     offset: StrictInt = Field(0, description="Hits to skip, for the next pages.")
@@ -65,6 +42,9 @@ class SearchIn(BaseModel):
         "document", description="'document' (one hit per document) or 'chunk'."
     )
     filters: FiltersIn = Field(default_factory=FiltersIn)
+    min_score: StrictFloat | StrictInt | None = Field(
+        None, description="Least cosine similarity (-1 to 1) a hit's chunk must have."
+    )
 
 
 class NeighborsIn(BaseModel):
@@ -77,6 +57,7 @@ class NeighborsIn(BaseModel):
     k: StrictInt = 10
     collection: StrictStr = "default"
     group_by: StrictStr = Field("chunk", description="'chunk' or 'document'.")
+    filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
 class SimilarityIn(BaseModel):
@@ -116,6 +97,7 @@ def hit_json(hit: Hit, max_chars: int) -> dict[str, Any]:
     return {
         "rank": hit.rank,
         "score": hit.score,
+        "similarity": hit.similarity,
         "document": hit_document_json(hit.document),
         "chunk": chunk_json(hit.chunk, max_chars),
         "snippet": hit.snippet,
@@ -154,7 +136,7 @@ def page_json(body: SearchIn, page: Page, settings: Settings) -> dict[str, Any]:
     return {
         "object": "search",
         "query": body.query,
-        "mode": body.mode,
+        "mode": "semantic" if body.vector is not None else body.mode,
         "collection": body.collection,
         "group_by": body.group_by,
         "k": body.k,
@@ -170,7 +152,14 @@ def page_json(body: SearchIn, page: Page, settings: Settings) -> dict[str, Any]:
 def search(body: SearchIn, searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     """Search a collection (hybrid by default); one hit per document unless grouped by chunk."""
     query = SearchQuery(
-        body.query, body.mode, body.k, body.offset, body.group_by, body.filters.domain()
+        body.query,
+        body.mode,
+        body.k,
+        body.offset,
+        body.group_by,
+        body.filters.domain(),
+        body.vector,
+        body.min_score,
     )
     return page_json(body, searcher.search(body.collection, query), settings)
 
@@ -224,7 +213,7 @@ def chunk_neighbors(
 def neighbors(body: NeighborsIn, searcher: SearcherDep, settings: SettingsDep) -> dict[str, Any]:
     """Stored chunks (or documents) nearest to a text or a vector."""
     found, message = searcher.nearest(
-        body.collection, body.k, body.text, body.vector, body.group_by
+        body.collection, body.k, body.text, body.vector, body.group_by, body.filters.domain()
     )
     return {"object": "list", "data": neighbors_json(found, settings), "message": message}
 

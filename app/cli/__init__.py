@@ -13,6 +13,7 @@ from app.cli.client import CliError, add_server_options
 from app.cli.ingest import ingest
 from app.cli.query import collections, documents, search
 from app.cli.sync import sync
+from app.errors import AppError
 from app.settings import get_settings
 
 
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     except CliError as error:
         print(f"embedsearch: {error}", file=sys.stderr)
         status = 2
+    except AppError as error:  # e.g. the data directory is in use: a reason, not a traceback
+        print(f"embedsearch: {error.message}", file=sys.stderr)
+        status = 1
     except KeyboardInterrupt:
         print("embedsearch: interrupted", file=sys.stderr)
         status = 130

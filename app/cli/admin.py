@@ -59,7 +59,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 def verify(settings: Settings, args: argparse.Namespace) -> int:
     """Compare every collection's index with SQLite; with --repair, fix what differs."""
     from app.main import open_store
+    from app.store.owner import Owner
 
+    # Checking may run beside the server; repairing rewrites its index files, so it may not.
+    owner = Owner(settings.data_dir, "embedsearch verify --repair") if args.repair else None
     store, indexes = open_store(settings)
     clean = True
     for collection in store.list_collections():
@@ -73,18 +76,22 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
             + (f"; {report.action})" if args.repair else ")")
         )
     store.close()
+    if owner:
+        owner.release()
     return 0 if clean or args.repair else 1
 
 
 def reindex(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild every collection's index from the vectors stored in SQLite (no re-embedding)."""
     from app.main import open_store
+    from app.store.owner import Owner
 
-    store, indexes = open_store(settings)
-    for collection in store.list_collections():
-        indexes.rebuild(collection.id)
-        print(f"{collection.name}: rebuilt, {collection.chunks} vectors")
-    store.close()
+    with Owner(settings.data_dir, "embedsearch reindex"):
+        store, indexes = open_store(settings)
+        for collection in store.list_collections():
+            indexes.rebuild(collection.id)
+            print(f"{collection.name}: rebuilt, {collection.chunks} vectors")
+        store.close()
     return 0
 
 
@@ -123,19 +130,16 @@ def export(settings: Settings, args: argparse.Namespace) -> int:
 
 def import_(settings: Settings, args: argparse.Namespace) -> int:
     """Restore an archive into an empty data directory and rebuild the indexes."""
-    from app.errors import AppError
     from app.main import open_store
     from app.store.backup import import_archive
+    from app.store.owner import Owner
 
-    try:
-        manifest = import_archive(Path(args.archive), settings.data_dir)
-    except AppError as error:
-        print(f"embedsearch: {error.message}", file=sys.stderr)
-        return 1
-    store, indexes = open_store(settings)
-    for collection in store.list_collections():
-        indexes.rebuild(collection.id)
-    store.close()
+    with Owner(settings.data_dir, "embedsearch import"):
+        manifest = import_archive(Path(args.archive), settings.data_dir, settings.max_import_bytes)
+        store, indexes = open_store(settings)
+        for collection in store.list_collections():
+            indexes.rebuild(collection.id)
+        store.close()
     print(f"imported {len(manifest['collections'])} collection(s) into {settings.data_dir}")
     return 0
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from app.embeddings.encoder import Encoder
 from app.embeddings.models import ModelRegistry, ModelSpec
+from app.embeddings.token_ids import TokenIdMode, decode_openai, unknown_id
 from app.errors import BadRequest, RateLimited, ServiceUnavailable
 from app.metrics import Metrics
 from app.settings import DEFAULTS
@@ -61,6 +62,7 @@ class Limits:
     max_inputs: int = DEFAULTS.max_inputs_per_request
     max_tokens: int = DEFAULTS.max_tokens_per_request
     truncate: bool = DEFAULTS.truncate
+    token_ids: TokenIdMode = DEFAULTS.token_ids  # the vocabulary token-id input is read with
 
 
 class Engine:
@@ -166,8 +168,7 @@ class Engine:
         spec = self.spec(model)
         encoder = self.encoder(spec.id)
         _check_dimensions(dimensions, encoder.dimensions)
-        seqs = self._token_ids(inputs, encoder)
-        tokens = sum(len(ids) for ids in seqs)
+        seqs, tokens = self._token_ids(inputs, encoder)
         if tokens > self.limits.max_tokens:
             raise BadRequest(
                 f"Requested {tokens} tokens, over the limit of {self.limits.max_tokens} tokens "
@@ -183,7 +184,8 @@ class Engine:
         self.metrics.tokens.inc(tokens)
         return spec, request, tokens
 
-    def _token_ids(self, inputs: Inputs, encoder: Encoder) -> list[list[int]]:
+    def _token_ids(self, inputs: Inputs, encoder: Encoder) -> tuple[list[list[int]], int]:
+        """The model's token ids for each input, and the count billed (ids sent, if ids)."""
         items: list = [inputs] if isinstance(inputs, str) else list(inputs)
         if items and all(isinstance(x, int) and not isinstance(x, bool) for x in items):
             items = [items]  # one array of token ids
@@ -199,11 +201,17 @@ class Engine:
             for i, text in enumerate(items):
                 if not text:
                     raise BadRequest(f"input[{i}] is an empty string.", param="input")
-            return encoder.tokenize(items)
+            seqs = encoder.tokenize(items)
+            return seqs, sum(len(ids) for ids in seqs)
         if all(isinstance(x, list | tuple) for x in items):
             for i, ids in enumerate(items):
-                _check_ids(i, ids, encoder.vocab_size)
-            return [list(ids) for ids in items]
+                _check_ids(i, ids)
+            sent = sum(len(ids) for ids in items)
+            if self.limits.token_ids == "openai":
+                return encoder.tokenize(decode_openai(items)), sent
+            for i, ids in enumerate(items):
+                _check_model_ids(i, ids, encoder.vocab_size)
+            return [list(ids) for ids in items], sent
         raise BadRequest(
             "'input' must be a string, an array of strings, an array of token ids, or an array "
             "of token-id arrays, all of one kind.",
@@ -357,7 +365,7 @@ def _check_dimensions(dimensions: int | None, native: int) -> None:
         )
 
 
-def _check_ids(i: int, ids: Sequence[int], vocab_size: int) -> None:
+def _check_ids(i: int, ids: Sequence[int]) -> None:
     if not ids:
         raise BadRequest(f"input[{i}] is an empty token array.", param="input")
     for token in ids:
@@ -365,9 +373,9 @@ def _check_ids(i: int, ids: Sequence[int], vocab_size: int) -> None:
             raise BadRequest(
                 f"input[{i}] mixes token ids with other values; send integers only.", param="input"
             )
+
+
+def _check_model_ids(i: int, ids: Sequence[int], vocab_size: int) -> None:
+    for token in ids:
         if not 0 <= token < vocab_size:
-            raise BadRequest(
-                f"input[{i}] has token id {token}, outside this model's vocabulary "
-                f"(0 to {vocab_size - 1}).",
-                param="input",
-            )
+            raise unknown_id(i, token, f"this model's vocabulary (0 to {vocab_size - 1})", "model")

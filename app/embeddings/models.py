@@ -27,6 +27,14 @@ def bundled_minilm() -> ModelSpec:
 
 
 BUILTIN_ALIASES = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+# OpenAI's embedding models: the names OpenAI clients (LlamaIndex, Haystack, LangChain) send by
+# default, served by the default model unless turned off (EMBEDSEARCH_OPENAI_ALIASES=false).
+OPENAI_MODELS = ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
+
+
+def openai_aliases(default_model: str) -> dict[str, str]:
+    """OpenAI's embedding model names, each an alias of ``default_model``."""
+    return dict.fromkeys(OPENAI_MODELS, default_model)
 
 
 class ModelRegistry:

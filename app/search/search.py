@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from app.errors import BadRequest, Conflict
 from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
+from app.search.similarity import chunk_cosines
 from app.search.snippets import CLOSE, OPEN, snippet
 from app.settings import Settings
 from app.store.database import Store
+from app.store.filters import Filters
 from app.store.keywords import WORDS
-from app.store.records import Chunk, Collection, Document, Scalar
+from app.store.records import Chunk, Collection, Document
 
 MODES = ("hybrid", "semantic", "keyword")
 GROUPS = ("document", "chunk")
@@ -40,19 +42,6 @@ class Signal:
 
     rank: int
     score: float
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which documents may match: all given conditions hold (an empty filter allows all)."""
-
-    document_ids: tuple[int, ...] = ()
-    source_types: tuple[str, ...] = ()
-    metadata: dict[str, Scalar] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        """Whether any condition is set."""
-        return bool(self.document_ids or self.source_types or self.metadata)
 
 
 @dataclass(frozen=True)
@@ -83,9 +72,9 @@ class QueryLimits:
                 "(EMBEDSEARCH_MAX_QUERY_WORDS): shorten it.",
                 param=param,
             )
-        if filters and len(filters.metadata) > self.max_filter_keys:
+        if filters and len(filters.conditions) > self.max_filter_keys:
             raise BadRequest(
-                f"The filter tests {len(filters.metadata)} metadata fields, more than the limit "
+                f"The filter tests {len(filters.conditions)} metadata conditions, more than the limit "
                 f"of {self.max_filter_keys} (EMBEDSEARCH_MAX_FILTER_KEYS).",
                 param="filters.metadata",
             )
@@ -93,14 +82,16 @@ class QueryLimits:
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """What to search for and how."""
+    """What to search for (words, or a vector the caller already has) and how."""
 
-    text: str
+    text: str | None
     mode: str = "hybrid"
     k: int = 10
     offset: int = 0
     group_by: str = "document"
     filters: Filters = field(default_factory=Filters)
+    vector: list[float] | None = None
+    min_score: float | None = None  # least cosine similarity a hit's chunk may have
 
 
 @dataclass(frozen=True)
@@ -115,6 +106,7 @@ class Hit:
     semantic: Signal | None
     keyword: Signal | None
     fused: float | None
+    similarity: float | None  # the chunk's raw cosine to the query (None in keyword mode)
 
 
 @dataclass(frozen=True)
@@ -156,6 +148,37 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise BadRequest(f"'{name}' must be one of {allowed}; got {value!r}.", param=name)
 
 
+def check_query(query: SearchQuery) -> SearchQuery:
+    """The query checked; a search by vector runs in semantic mode (there are no words)."""
+    check_choice("mode", query.mode, MODES)
+    check_choice("group_by", query.group_by, GROUPS)
+    check_k(query.k, query.offset)
+    if (query.text is None) == (query.vector is None):
+        raise BadRequest("Send exactly one of 'query' (words) and 'vector'.", param="query")
+    if query.text is not None and not query.text.strip():
+        raise BadRequest("'query' is empty: send some words to search for.", param="query")
+    if query.min_score is not None:
+        if query.mode == "keyword":
+            raise BadRequest(
+                "'min_score' cuts on cosine similarity, which keyword mode does not compute: "
+                "use mode 'semantic' or 'hybrid'.",
+                param="min_score",
+            )
+        if not -1 <= query.min_score <= 1:
+            raise BadRequest(
+                f"'min_score' is a cosine similarity, from -1 to 1; got {query.min_score}.",
+                param="min_score",
+            )
+    if query.vector is None:
+        return query
+    if query.mode == "keyword":
+        raise BadRequest(
+            "A 'vector' cannot be searched by keyword: use mode 'semantic' (or send 'query').",
+            param="mode",
+        )
+    return replace(query, mode="semantic")
+
+
 def fuse(semantic: Signal | None, keyword: Signal | None, best: tuple[float, float]) -> float:
     """A weighted sum of the two scores, each divided by its ranking's ``best`` score.
 
@@ -185,12 +208,8 @@ class Searcher:
 
     def search(self, collection_name: str, query: SearchQuery) -> Page:
         """One page of hits for ``query`` in the collection."""
-        check_choice("mode", query.mode, MODES)
-        check_choice("group_by", query.group_by, GROUPS)
-        check_k(query.k, query.offset)
-        if not query.text.strip():
-            raise BadRequest("'query' is empty: send some words to search for.", param="query")
-        self.limits.check(query.text, query.filters)
+        query = check_query(query)
+        self.limits.check(query.text or "", query.filters)
         collection = self.store.get_collection(collection_name)
         if not collection.chunks:
             return Page([], 0, empty_message(collection))
@@ -199,15 +218,28 @@ class Searcher:
         # GIL, so a hybrid search takes about as long as the slower of the two, not the sum.
         with ThreadPoolExecutor(1) as pool:
             keyword = None
-            if query.mode != "semantic":
+            if query.mode != "semantic" and query.text is not None:
                 keyword = pool.submit(self._keyword, collection, query.text, allowed)
             semantic: Ranking = []
+            vector = None
             if query.mode != "keyword":
-                vector = self.embed_query(collection, query.text)
+                vector = self._query_vector(collection, query)
                 semantic = self._semantic(collection, vector, allowed)
         ranked = self._rank(query, semantic, keyword.result() if keyword else [])
+        cosines: dict[int, float] = {}
+        if vector is not None:
+            cosines = chunk_cosines(
+                self.store, collection.id, vector, {i.chunk_id for i in ranked}, dict(semantic)
+            )
+            if query.min_score is not None:
+                ranked = [i for i in ranked if cosines.get(i.chunk_id, -2) >= query.min_score]
         page = ranked[query.offset : query.offset + query.k]
-        return Page(self._hits(query, page), len(ranked))
+        return Page(self._hits(query, page, cosines), len(ranked))
+
+    def _query_vector(self, collection: Collection, query: SearchQuery) -> np.ndarray:
+        if query.vector is not None:
+            return _unit(np.array(query.vector), collection.dimensions)
+        return self.embed_query(collection, query.text or "")
 
     def embed_query(self, collection: Collection, text: str) -> np.ndarray:
         """The query's vector from the collection's model."""
@@ -228,9 +260,7 @@ class Searcher:
         """The documents a filter allows (None when there is no filter)."""
         if not filters:
             return None
-        return self.store.filter_documents(
-            collection.id, filters.document_ids, filters.source_types, filters.metadata
-        )
+        return self.store.filter_documents(collection.id, filters)
 
     def _semantic(
         self, collection: Collection, vector: np.ndarray, documents: list[int] | None
@@ -278,11 +308,13 @@ class Searcher:
             for item in documents
         ]
 
-    def _hits(self, query: SearchQuery, page: list[_Ranked]) -> list[Hit]:
-        """Hits with their documents, chunks and snippets."""
+    def _hits(
+        self, query: SearchQuery, page: list[_Ranked], cosines: dict[int, float]
+    ) -> list[Hit]:
+        """Hits with their documents, chunks, snippets and cosine similarities."""
         chunks = self.store.get_chunks_by_id(item.chunk_id for item in page)
         documents = self.store.get_documents_by_id({c.document_id for c in chunks.values()})
-        marked = self.store.highlight(query.text, chunks, OPEN, CLOSE)
+        marked = self.store.highlight(query.text, chunks, OPEN, CLOSE) if query.text else {}
         return [
             Hit(
                 rank=query.offset + n,
@@ -293,6 +325,7 @@ class Searcher:
                 semantic=item.semantic,
                 keyword=item.keyword,
                 fused=item.fused,
+                similarity=cosines.get(item.chunk_id),
             )
             for n, item in enumerate(page, 1)
             if item.chunk_id in chunks  # deleted since it was ranked
@@ -307,19 +340,19 @@ class Searcher:
         text: str | None = None,
         vector: list[float] | None = None,
         group_by: str = "chunk",
+        filters: Filters | None = None,
     ) -> tuple[list[Neighbor], str | None]:
         """Stored chunks (or documents) nearest to a text or a vector, and a note if empty."""
         if (text is None) == (vector is None):
             raise BadRequest("Send exactly one of 'text' and 'vector'.", param="text")
         if text is not None and not text.strip():
             raise BadRequest("'text' is empty: send some words.", param="text")
-        if text is not None:
-            self.limits.check(text, param="text")
+        self.limits.check(text or "", filters, param="text")
         collection = self.store.get_collection(collection_name)
         if not collection.chunks:
             return [], empty_message(collection)
         target = self.embed_query(collection, text) if text is not None else np.array(vector)
-        return self.neighbors(collection, target, k, group_by), None
+        return self.neighbors(collection, target, k, group_by, filters=filters), None
 
     def neighbors(
         self,
@@ -328,16 +361,17 @@ class Searcher:
         k: int,
         group_by: str = "chunk",
         exclude_chunks: frozenset[int] = frozenset(),
+        filters: Filters | None = None,
     ) -> list[Neighbor]:
         """The k stored chunks (or documents, by their best chunk) nearest to ``vector``."""
         check_choice("group_by", group_by, GROUPS)
         check_k(k)
         vector = _unit(vector, collection.dimensions)
-        ranking = [
-            hit
-            for hit in self._nearest(collection.id, vector, DEPTH + len(exclude_chunks))
-            if hit[0] not in exclude_chunks
-        ]
+        if filters:
+            candidates = self._semantic(collection, vector, self._allowed(collection, filters))
+        else:
+            candidates = self._nearest(collection.id, vector, DEPTH + len(exclude_chunks))
+        ranking = [hit for hit in candidates if hit[0] not in exclude_chunks]
         owners = self.store.chunk_documents((i for i, _ in ranking))
         ranking = [hit for hit in ranking if hit[0] in owners]  # deleted since indexed
         if group_by == "document":

@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.store.filters import Condition
+
 
 class Cursor(Protocol):
     """The part of a DB-API cursor the store uses."""
@@ -41,7 +43,6 @@ class Dialect(Protocol):
     unavailable: tuple[type[Exception], ...]  # errors meaning the database does not answer
     # Appended to a job-claiming SELECT: other replicas skip the row instead of waiting for it.
     skip_locked: str
-    metadata_equals: str
     file_documents: str  # (id, external id, path, file sha256) of synced files' documents
     save_clustering: str
     save_map: str
@@ -72,8 +73,8 @@ class Dialect(Protocol):
         """Values as the one parameter ``in_ids`` takes."""
         ...
 
-    def metadata_value(self, value: Any) -> Any:
-        """A metadata filter value as ``metadata_equals`` compares it."""
+    def metadata_condition(self, condition: Condition) -> tuple[str, list[Any]]:
+        """SQL and parameters testing one metadata condition on ``documents``."""
         ...
 
     def insert(self, conn: Conn, table: str, row: dict[str, Any]) -> int:

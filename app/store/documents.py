@@ -13,7 +13,8 @@ from app.errors import BadRequest, NotFound
 from app.jsonvalues import depth
 from app.store.collections import Collections
 from app.store.dialect import Conn
-from app.store.records import AddResult, ChunkRecord, Document, Scalar, now
+from app.store.filters import Filters, where_sql
+from app.store.records import AddResult, ChunkRecord, Document, now
 
 # Past these, stored metadata is not shown (JSON serialisers give up at a few hundred levels).
 SHOWN_METADATA_DEPTH = 64
@@ -27,6 +28,16 @@ _DOCUMENT_SUMMARY = (
 
 class Documents(Collections):
     """Documents with their chunks and vectors, written in one transaction each."""
+
+    def find_external(self, collection_id: int, external_id: str) -> Document:
+        """The document with this external id in the collection; NotFound if there is none."""
+        document = self.find_document(collection_id, external_id=external_id)
+        if document is None:
+            raise NotFound(
+                f"No document with external_id {external_id!r} in this collection.",
+                param="external_id",
+            )
+        return document
 
     def find_document(
         self,
@@ -166,12 +177,17 @@ class Documents(Collections):
         return _document(rows[0])
 
     def list_documents(
-        self, collection_id: int | None = None, limit: int = 50, offset: int = 0
+        self,
+        collection_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        filters: Filters | None = None,
     ) -> tuple[list[Document], int]:
         """One page of documents, newest first (without their text), and the total count."""
-        where, params = (
-            ("WHERE collection_id = ?", [collection_id]) if collection_id is not None else ("", [])
-        )
+        where, params = where_sql(filters or Filters(), self.dialect)
+        if collection_id is not None:
+            where, params = f"collection_id = ? AND {where}", [collection_id, *params]
+        where = f"WHERE {where}"
         rows = self._rows(
             f"SELECT {_DOCUMENT_SUMMARY} FROM documents {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
@@ -187,31 +203,14 @@ class Documents(Collections):
         )
         return {row["id"]: _document(row) for row in rows}
 
-    def filter_documents(
-        self,
-        collection_id: int,
-        document_ids: Iterable[int] = (),
-        source_types: Iterable[str] = (),
-        metadata: dict[str, Scalar] | None = None,
-    ) -> list[int]:
-        """Ids of the collection's documents passing every given condition."""
-        sql = "SELECT id FROM documents WHERE collection_id = ?"
-        params: list[Any] = [collection_id]
-        if document_ids := list(document_ids):
-            sql += f" AND {self.dialect.in_ids('id')}"
-            params.append(self.dialect.id_list(document_ids))
-        if source_types := list(source_types):
-            sql += f" AND {self.dialect.in_ids('source_type')}"
-            params.append(self.dialect.id_list(source_types))
-        for key, value in (metadata or {}).items():
-            if value is not None and not isinstance(value, str | int | float | bool):
-                raise BadRequest(
-                    f"Metadata filter '{key}' must be a string, number, boolean or null.",
-                    param="filters.metadata",
-                )
-            sql += f" AND {self.dialect.metadata_equals}"
-            params += [key, self.dialect.metadata_value(value)]
-        return [row["id"] for row in self._rows(sql, params)]
+    def filter_documents(self, collection_id: int, filters: Filters) -> list[int]:
+        """Ids of the collection's documents passing every condition of ``filters``."""
+        where, params = where_sql(filters, self.dialect)
+        rows = self._rows(
+            f"SELECT id FROM documents WHERE collection_id = ? AND {where}",
+            [collection_id, *params],
+        )
+        return [row["id"] for row in rows]
 
     def _external(self, conn: Conn, collection_id: int, external_id: str) -> int | None:
         """The collection's document with this external id, read after taking a lock on it."""

@@ -20,6 +20,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "A postgresql:// database needs psycopg: pip install 'embedsearch[postgres]'"
     ) from exc
 
+from app.store.filters import Condition, is_number
+
 # Lexemes from the chunk text and its section path, as FTS5 indexes both columns.
 _DOCUMENT = "to_tsvector('english', coalesce(section, '') || ' ' || text)"
 
@@ -58,7 +60,6 @@ class Postgres:
         "blob": "BYTEA",
         "float": "DOUBLE PRECISION",
     }
-    metadata_equals = "(documents.metadata::jsonb -> ?) = ?::jsonb"
     file_documents = (
         "SELECT id, external_id, metadata::jsonb ->> 'path' AS path, "
         "metadata::jsonb ->> 'file_sha256' AS sha256 FROM documents "
@@ -125,9 +126,9 @@ class Postgres:
         values = [i if isinstance(i, str) else int(i) for i in ids]
         return values
 
-    def metadata_value(self, value: Any) -> str:
-        """The value as JSON, compared with the stored field as jsonb."""
-        return json.dumps(value)
+    def metadata_condition(self, condition: Condition) -> tuple[str, list[Any]]:
+        """SQL and parameters testing one metadata condition on ``documents``."""
+        return metadata_condition(condition)
 
     def insert(self, conn: Any, table: str, row: dict[str, Any]) -> int:
         """Insert one row inside the caller's transaction; returns its id."""
@@ -193,3 +194,36 @@ class Postgres:
 def _option(value: str) -> str:
     """A ts_headline option value, double-quoted."""
     return '"' + re.sub(r'(["\\])', r"\\\1", value) + '"'
+
+
+# The field as jsonb: JSON types compare as JSON (1 = 1.0, 1 is not true nor "1"); a missing
+# field is SQL NULL.
+_FIELD = "(documents.metadata::jsonb -> ?)"
+_ONE_OF = f"COALESCE({_FIELD} IN (SELECT jsonb_array_elements(?::jsonb)), false)"
+_COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+# A stored text that looks like an ISO 8601 date (the cast of anything else would fail); a
+# parameter, since the store reads every ``?`` in SQL as a placeholder.
+_DATE = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?$"
+
+
+def metadata_condition(condition: Condition) -> tuple[str, list[Any]]:
+    """PostgreSQL SQL and parameters for one metadata condition (jsonb operators)."""
+    name, op, value = condition.field, condition.op, condition.value
+    if op == "$exists":
+        return ("" if value else "NOT ") + "jsonb_exists(documents.metadata::jsonb, ?)", [name]
+    if op in ("$eq", "$ne", "$in", "$nin"):
+        values = list(value) if op in ("$in", "$nin") else [value]
+        return ("NOT " if op in ("$ne", "$nin") else "") + _ONE_OF, [name, json.dumps(values)]
+    compare = _COMPARE[op]
+    text = "(documents.metadata::jsonb ->> ?)"
+    if is_number(value):
+        sql = (
+            f"CASE WHEN jsonb_typeof({_FIELD}) = 'number' "
+            f"THEN {text}::numeric {compare} ? ELSE false END"
+        )
+        return sql, [name, name, value]
+    sql = (
+        f"CASE WHEN jsonb_typeof({_FIELD}) = 'string' AND {text} ~ ? "
+        f"THEN {text}::timestamptz {compare} ?::timestamptz ELSE false END"
+    )
+    return sql, [name, name, _DATE, name, value]

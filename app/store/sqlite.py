@@ -15,6 +15,8 @@ from typing import Any, cast
 
 import sqlite_utils
 
+from app.store.filters import Condition, is_number
+
 
 class SQLite:
     """One SQLite file (or an in-memory database), shared by all threads behind a lock."""
@@ -25,11 +27,6 @@ class SQLite:
     # AUTOINCREMENT so ids are never reused: a chunk id is a FAISS id, and a reused id would
     # silently attach an old vector in a not-yet-repaired index to a new chunk.
     types = {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "float": "REAL"}
-    # A metadata field equal to a value; json_each matches top-level keys whatever characters
-    # they hold (a JSON path would not).
-    metadata_equals = (
-        "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ? AND m.value IS ?)"
-    )
     # The documents of files synced from a folder (app.ingest.synced): their path and file hash.
     file_documents = (
         "SELECT id, external_id, json_extract(metadata, '$.path') AS path, "
@@ -89,9 +86,9 @@ class SQLite:
         """Values as a JSON array: unlike ``IN (?, ...)``, no limit on their number."""
         return json.dumps([i if isinstance(i, str) else int(i) for i in ids])
 
-    def metadata_value(self, value: Any) -> Any:
-        """json_each gives SQL values: compare with the value itself."""
-        return value
+    def metadata_condition(self, condition: Condition) -> tuple[str, list[Any]]:
+        """SQL and parameters testing one metadata condition on ``documents``."""
+        return metadata_condition(condition)
 
     def insert(self, conn: Any, table: str, row: dict[str, Any]) -> int:
         """Insert one row inside the caller's transaction; returns its id."""
@@ -180,6 +177,35 @@ class SQLite:
             self.create_fts(conn, collection_id)
             fts = fts_table(collection_id)
             conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')")
+
+
+# One metadata field of the document, matched through json_each: it reads top-level keys
+# whatever characters they hold (a JSON path would not).
+_FIELD = "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m WHERE m.key = ?{})"
+# The field equals one of the values in a JSON array parameter (one parameter however many):
+# JSON types must agree (1 is not true, nor "1"), except that integers and reals compare.
+_ONE_OF = (
+    "EXISTS (SELECT 1 FROM json_each(documents.metadata) AS m, json_each(?) AS v "
+    "WHERE m.key = ? AND (v.type = m.type OR (v.type IN ('integer', 'real') AND "
+    "m.type IN ('integer', 'real'))) AND (v.value = m.value OR v.type = 'null'))"
+)
+COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def metadata_condition(condition: Condition) -> tuple[str, list[Any]]:
+    """SQLite SQL and parameters for one metadata condition (dates compare by julianday)."""
+    name, op, value = condition.field, condition.op, condition.value
+    if op == "$exists":
+        return ("" if value else "NOT ") + _FIELD.format(""), [name]
+    if op in ("$eq", "$ne", "$in", "$nin"):
+        values = list(value) if op in ("$in", "$nin") else [value]
+        return ("NOT " if op in ("$ne", "$nin") else "") + _ONE_OF, [json.dumps(values), name]
+    compare = COMPARE[op]
+    if is_number(value):
+        sql = _FIELD.format(f" AND m.type IN ('integer', 'real') AND m.value {compare} ?")
+        return sql, [name, value]
+    sql = _FIELD.format(f" AND m.type = 'text' AND julianday(m.value) {compare} julianday(?)")
+    return sql, [name, value]
 
 
 def fts_table(collection_id: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import jinja2
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,6 +24,7 @@ def templates(directory: str) -> Jinja2Templates:
 def install(app: FastAPI) -> None:
     """Add the pages, the sign-in flow, /docs and /static to ``app``."""
     settings = app.state.settings
+    app.state.form_secret = secrets.token_bytes(32)  # signs page forms' tokens; new each start
     app.state.templates = templates(str(settings.templates_dir))
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     app.include_router(public.router)

@@ -16,7 +16,7 @@ from app.search.clusters import check_most_k, cluster_collection, clustering_bod
 from app.search.search import MAX_RESULTS, MODES
 from app.search.similarity import similarity_matrix
 from app.store.records import Collection, Document
-from app.web.session import keys_required, render, require_sign_in, same_site
+from app.web.session import keys_required, render, require_sign_in, valid_form
 from app.web.views import Pager, curl_command, heat, page_number, segments, whole_number
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_sign_in)])
@@ -200,7 +200,7 @@ def confirm_delete_page(request: Request, document: PageDocument) -> HTMLRespons
     return render(request, "delete.html", nav="documents", document=document)
 
 
-@router.post("/documents/{document_id}/delete", dependencies=[Depends(same_site)])
+@router.post("/documents/{document_id}/delete", dependencies=[Depends(valid_form)])
 def delete_document_form(document: PageDocument, store: StoreDep, indexes: IndexesDep) -> Response:
     """Delete a document, then go back to the list."""
     delete_document(store, indexes, document.id)
@@ -233,7 +233,7 @@ def clusters_page(request: Request, store: StoreDep, collection: str = "default"
     return clusters_view(request, store, collection)
 
 
-@router.post("/clusters", dependencies=[Depends(same_site)])
+@router.post("/clusters", dependencies=[Depends(valid_form)])
 def run_clustering(
     request: Request,
     store: StoreDep,

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.auth import COOKIE, check_key
 from app.errors import Unauthorized
-from app.web.session import keys_required, render, safe_next, same_site
+from app.web.session import keys_required, render, safe_next, valid_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,7 +24,7 @@ def sign_in_page(request: Request, next: str = "/") -> Response:
     return render(request, "signin.html", next=safe_next(next))
 
 
-@router.post("/signin", dependencies=[Depends(same_site)])
+@router.post("/signin", dependencies=[Depends(valid_form)])
 def sign_in(
     request: Request,
     key: Annotated[str, Form()] = "",
@@ -48,7 +48,7 @@ def sign_in(
     return response
 
 
-@router.post("/signout", dependencies=[Depends(same_site)])
+@router.post("/signout", dependencies=[Depends(valid_form)])
 def sign_out() -> Response:
     """Forget the key and go back to the sign-in page."""
     response = RedirectResponse("/signin", status_code=303)

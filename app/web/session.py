@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.auth import COOKIE, check_key
-from app.errors import Unauthorized
+from app.errors import Forbidden, Unauthorized
 
 
 class SignInRequired(Exception):
@@ -40,10 +41,24 @@ async def require_sign_in(request: Request) -> None:
         raise SignInRequired(target)
 
 
-async def same_site(request: Request) -> None:
-    """Dependency for page forms: refuse a POST another site made the browser send."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        raise Unauthorized("Cross-site form submissions are not accepted.", code=None)
+def form_token(request: Request) -> str:
+    """The token this browser's page forms carry: other sites can neither read nor forge it."""
+    session = (request.cookies.get(COOKIE) or "").encode()
+    return hmac.new(request.app.state.form_secret, session, "sha256").hexdigest()
+
+
+async def valid_form(request: Request) -> None:
+    """Dependency for page forms: the form carries the token its page was rendered with.
+
+    Cross-site requests are refused before this (``SameOrigin``); the token also stops a form
+    posted from a page that sends neither ``Origin`` nor ``Sec-Fetch-Site``.
+    """
+    sent = (await request.form()).get("csrf_token")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent, form_token(request)):
+        raise Forbidden(
+            "This form is out of date or came from another site: reload the page and submit "
+            "it again."
+        )
 
 
 async def redirect_to_sign_in(request: Request, exc: SignInRequired) -> Response:
@@ -60,7 +75,11 @@ def safe_next(target: str) -> str:
 
 def render(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
     """Render a page template with what every page needs (the request, sign-in state)."""
-    shared = {"keys_required": keys_required(request), "signed_in": signed_in(request)}
+    shared = {
+        "keys_required": keys_required(request),
+        "signed_in": signed_in(request),
+        "csrf_token": form_token(request),
+    }
     return request.app.state.templates.TemplateResponse(
         request, name, {**shared, **context}, status_code=status
     )

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from tests.support.api import assert_error
+
 MD = b"# Cats\n\nCats purr when they are content.\n\n## Food\n\nCats eat fish and mice.\n"
 
 
@@ -158,3 +160,50 @@ def test_delete_removes_vectors(client) -> None:
     collection = store.get_collection("default")
     assert indexes.check(collection.id).ok
     assert len(indexes._get(collection.id)) == collection.chunks
+
+
+def test_documents_by_external_id(client) -> None:
+    path = "/api/documents/external/doc%2F1"  # any characters, a slash too
+    created = client.put(path, json={"text": "First version.", "metadata": {"v": 1}})
+    assert created.status_code == 200, created.text
+    document = created.json()
+    assert document["external_id"] == "doc/1" and document["text"] == "First version."
+    assert document["job"]["state"] == "done"
+    assert client.get(path).json()["id"] == document["id"]
+    replaced = client.put(path, json={"text": "Second version.", "metadata": {"v": 2}}).json()
+    assert replaced["text"] == "Second version." and replaced["metadata"] == {"v": 2}
+    assert replaced["id"] == document["id"]  # replaced in place
+    assert client.get("/api/documents").json()["total"] == 1
+    other = client.put(path, params={"collection": "other"}, json={"text": "Elsewhere."})
+    assert other.json()["collection_id"] != replaced["collection_id"]
+    deleted = client.delete(path)
+    assert deleted.json() == {
+        "id": replaced["id"],
+        "external_id": "doc/1",
+        "object": "document",
+        "deleted": True,
+    }
+    assert_error(client.get(path), 404, "external_id")
+    assert_error(client.delete(path), 404, "external_id")
+    assert client.get(path, params={"collection": "other"}).status_code == 200
+
+
+def test_external_id_bad_input(client) -> None:
+    path = "/api/documents/external/x"
+    assert_error(client.put(path, json={"title": "no text"}), 400, "text")
+    assert_error(client.put(path, json={"text": ""}), 400, "text")
+    assert_error(client.put(path, content=b"{", headers={"content-type": "application/json"}), 400)
+    assert_error(client.put(path, params={"collection": "bad name!"}, json={"text": "x"}), 400)
+    assert_error(client.get(path, params={"collection": "nope"}), 404)
+    assert_error(client.get("/api/documents/external/" + "x" * 1025), 400, "external_id")
+    assert_error(client.get("/api/documents", params={"limit": 0}), 400, "limit")
+
+
+def test_external_ids_are_documents_of_their_own(client) -> None:
+    first = client.put("/api/documents/external/a", json={"text": "Same words."}).json()
+    second = client.put("/api/documents/external/b", json={"text": "Same words."}).json()
+    assert first["id"] != second["id"] and client.get("/api/documents").json()["total"] == 2
+    tagged = client.put(
+        "/api/documents/external/a", json={"text": "Same words.", "metadata": {"t": 1}}
+    )
+    assert tagged.json()["metadata"] == {"t": 1} and tagged.json()["id"] == first["id"]

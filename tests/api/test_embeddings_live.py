@@ -79,7 +79,7 @@ def test_openai_client_errors(oai: openai.OpenAI) -> None:
 
 def test_openai_client_models(oai: openai.OpenAI) -> None:
     ids = [m.id for m in oai.models.list()]
-    assert ids[0] == MODEL and "text-embedding-3-small" in ids
+    assert ids[0] == MODEL and "text-embedding-3-small" in ids and "text-embedding-ada-002" in ids
     assert oai.models.retrieve(MODEL).owned_by
     with pytest.raises(openai.NotFoundError):
         oai.models.retrieve("nope")
@@ -112,11 +112,11 @@ def test_base64_is_little_endian_float32(http: httpx.Client) -> None:
 
 def test_token_ids_match_text(http: httpx.Client) -> None:
     text = vectors(post(http, {"model": MODEL, "input": "hello world"}))[0]
-    # bert-base-uncased ids of "hello world"
-    r = post(http, {"model": MODEL, "input": [7592, 2088]})
+    # OpenAI cl100k_base ids of "hello world", as OpenAI clients send them
+    r = post(http, {"model": MODEL, "input": [15339, 1917]})
     assert r.json()["usage"]["prompt_tokens"] == 2
     assert np.allclose(vectors(r)[0], text, atol=1e-5)
-    many = post(http, {"model": MODEL, "input": [[7592, 2088], [7592]]})
+    many = post(http, {"model": MODEL, "input": [[15339, 1917], [15339]]})
     assert len(many.json()["data"]) == 2 and many.json()["usage"]["prompt_tokens"] == 3
 
 

@@ -92,7 +92,18 @@ def test_paging_is_stable(client: TestClient) -> None:
         ({"query": "x", "k": "ten"}, "k"),
         ({"query": "x", "mdoe": "keyword"}, "mdoe"),
         ({"k": 3}, "query"),
-        ({"query": "x", "filters": {"metadata": {"a": [1]}}}, "filters"),
+        ({"query": "x", "filters": {"metadata": {"a": [1]}}}, "filters.metadata.a"),
+        ({"query": "x", "filters": {"metadata": {"a": {"$near": 1}}}}, "filters.metadata.a"),
+        ({"query": "x", "filters": {"metadata": {"a": {"$gt": "x"}}}}, "filters.metadata.a"),
+        ({"query": "x", "filters": {"metadata": {"a": {"$in": 3}}}}, "filters.metadata.a"),
+        ({"query": "x", "vector": [0.1] * 32}, "query"),
+        ({"vector": [0.1] * 5}, "vector"),
+        ({"vector": [0.0] * 32}, "vector"),
+        ({"vector": "x"}, "vector"),
+        ({"vector": [0.1] * 32, "mode": "keyword"}, "mode"),
+        ({"query": "x", "min_score": 2}, "min_score"),
+        ({"query": "x", "min_score": "high"}, "min_score"),
+        ({"query": "x", "min_score": 0.5, "mode": "keyword"}, "min_score"),
     ],
 )
 def test_bad_parameters(loaded: TestClient, body: dict, param: str) -> None:
@@ -158,3 +169,62 @@ def test_similarity(client: TestClient) -> None:
     assert_error(client.post("/api/similarity", json={"a": "x"}), 400, "texts")
     assert_error(client.post("/api/similarity", json={"texts": []}), 400, "texts")
     assert_error(client.post("/api/similarity", json={"a": "x", "b": " "}), 400, "texts")
+
+
+def test_filter_operators(loaded: TestClient) -> None:
+    def titles(metadata: dict, path: str = "/api/search") -> set[str]:
+        body = {"query": "warm water", "k": 10, "filters": {"metadata": metadata}}
+        response = loaded.post(path, json=body)
+        assert response.status_code == 200, response.text
+        return {hit["document"]["title"] for hit in response.json()["hits"]}
+
+    assert titles({"pet": True}) == {"Cats"}
+    assert titles({"pet": {"$ne": True}}) == {"Dogs", "Tea", "Bread"}
+    assert titles({"pet": {"$exists": True}}) == {"Cats"}
+    assert titles({"pet": {"$in": [False, True]}}) == {"Cats"}
+
+
+def test_neighbors_and_listing_take_the_same_filters(loaded: TestClient) -> None:
+    body = {"text": "animals", "k": 10, "group_by": "document"}
+    everything = loaded.post("/api/neighbors", json=body).json()["data"]
+    assert len(everything) == 4
+    body["filters"] = {"metadata": {"pet": {"$exists": True}}}
+    only = loaded.post("/api/neighbors", json=body).json()["data"]
+    assert [n["document"]["title"] for n in only] == ["Cats"]
+    bad = {**body, "filters": {"metadata": {"pet": {"$bad": 1}}}}
+    assert "'$bad'" in assert_error(loaded.post("/api/neighbors", json=bad), 400)["message"]
+    listed = loaded.get("/api/documents", params={"filters": '{"metadata": {"pet": true}}'})
+    assert [d["title"] for d in listed.json()["data"]] == ["Cats"] and listed.json()["total"] == 1
+    wrong = loaded.get("/api/documents", params={"filters": '{"metadata": {"pet": {"$x": 1}}}'})
+    assert_error(wrong, 400, "filters.metadata.pet")
+    assert_error(loaded.get("/api/documents", params={"filters": "{"}), 400, "filters")
+
+
+def test_search_by_vector_matches_search_by_text(loaded: TestClient) -> None:
+    text = "green tea steeped in hot water"
+    vector = loaded.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": text})
+    by_vector = loaded.post(
+        "/api/search", json={"vector": vector.json()["data"][0]["embedding"], "k": 4}
+    ).json()
+    by_text = loaded.post("/api/search", json={"query": text, "mode": "semantic", "k": 4}).json()
+    assert by_vector["mode"] == "semantic"
+    assert [h["document"]["id"] for h in by_vector["hits"]] == [
+        h["document"]["id"] for h in by_text["hits"]
+    ]
+    assert by_vector["hits"][0]["similarity"] == pytest.approx(by_text["hits"][0]["similarity"])
+
+
+def test_similarity_and_min_score(loaded: TestClient) -> None:
+    for mode in ("hybrid", "semantic"):
+        body = {"query": "green tea steeped", "mode": mode, "k": 10}
+        hits = loaded.post("/api/search", json=body).json()["hits"]
+        sims = [hit["similarity"] for hit in hits]
+        assert all(-1 <= s <= 1 for s in sims) and len(hits) == 4
+        if mode == "semantic":
+            assert sims == sorted(sims, reverse=True)
+            assert sims == pytest.approx([hit["score"] for hit in hits])
+        cut = sorted(sims)[2]
+        kept = loaded.post("/api/search", json={**body, "min_score": cut}).json()
+        assert kept["total"] == 2 and all(h["similarity"] >= cut for h in kept["hits"])
+    keyword = loaded.post("/api/search", json={"query": "tea", "mode": "keyword"}).json()
+    assert keyword["hits"][0]["similarity"] is None

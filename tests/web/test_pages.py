@@ -120,22 +120,44 @@ def test_documents_list_and_delete_with_confirmation_page(client: TestClient) ->
     listing = client.get("/documents").text
     assert "Doomed" in listing and f'href="/documents/{doc_id}/delete"' in listing
     assert "Delete this document?" in client.get(f"/documents/{doc_id}/delete").text
-    response = client.post(f"/documents/{doc_id}/delete", follow_redirects=False)
+    form = {"csrf_token": token(client, f"/documents/{doc_id}/delete")}
+    response = client.post(f"/documents/{doc_id}/delete", data=form, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/documents?deleted=1"
     assert client.get(f"/api/documents/{doc_id}").status_code == 404
     assert "The document was deleted." in client.get("/documents?deleted=1").text
 
 
-def test_cross_site_form_posts_are_refused(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("headers", "with_token"),
+    [
+        ({"sec-fetch-site": "cross-site"}, True),
+        ({"sec-fetch-site": "same-site"}, True),
+        ({"origin": "http://evil.example"}, True),
+        ({"origin": "null"}, True),
+        ({}, False),  # no Origin, no Sec-Fetch-Site: only the token tells
+    ],
+)
+def test_cross_site_form_posts_are_refused(client: TestClient, headers, with_token) -> None:
     (doc_id,) = add(client, {"title": "Kept", "text": "stays"})
-    response = client.post(f"/documents/{doc_id}/delete", headers={"sec-fetch-site": "cross-site"})
-    assert response.status_code == 401
+    form = {"csrf_token": token(client, f"/documents/{doc_id}/delete") if with_token else "x"}
+    response = client.post(f"/documents/{doc_id}/delete", data=form, headers=headers)
+    assert response.status_code == 403
     assert client.get(f"/api/documents/{doc_id}").status_code == 200
+
+
+def test_same_origin_form_posts_with_the_token_work(client: TestClient) -> None:
+    (doc_id,) = add(client, {"title": "Gone", "text": "goes"})
+    form = {"csrf_token": token(client, f"/documents/{doc_id}/delete")}
+    headers = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    response = client.post(f"/documents/{doc_id}/delete", data=form, headers=headers)
+    assert response.status_code == 200  # the redirect, followed
+    assert client.get(f"/api/documents/{doc_id}").status_code == 404
 
 
 def test_clustering_from_the_page(client: TestClient) -> None:
     add(client, *({"title": f"Doc {i}", "text": f"topic {i % 2} words {i}"} for i in range(6)))
-    response = client.post("/clusters", data={"k": "2"}, follow_redirects=False)
+    form = {"k": "2", "csrf_token": token(client, "/clusters")}
+    response = client.post("/clusters", data=form, follow_redirects=False)
     assert response.status_code == 303
     text = client.get("/clusters").text
     assert 'id="cluster-0"' in text and 'id="cluster-1"' in text and 'id="map"' in text
@@ -143,7 +165,9 @@ def test_clustering_from_the_page(client: TestClient) -> None:
 
 def test_clustering_error_is_shown_on_the_page(client: TestClient) -> None:
     add(client, {"title": "Only", "text": "one document"})
-    response = client.post("/clusters", data={"k": "auto"})
+    response = client.post(
+        "/clusters", data={"k": "auto", "csrf_token": token(client, "/clusters")}
+    )
     assert response.status_code == 400
     assert "Clustering needs at least 2 documents" in response.text
 
@@ -185,17 +209,21 @@ def test_pages_redirect_to_sign_in_when_keys_are_set(keyed: TestClient, path: st
 
 def test_sign_in_sets_a_strict_http_only_cookie_the_api_accepts(keyed: TestClient) -> None:
     assert keyed.get("/api/collections").status_code == 401
-    wrong = keyed.post("/signin", data={"key": "nope", "next": "/documents"})
+    signin = token(keyed, "/signin")
+    wrong = keyed.post("/signin", data={"key": "nope", "next": "/documents", "csrf_token": signin})
     assert wrong.status_code == 401 and "That key is not valid." in wrong.text
     response = keyed.post(
-        "/signin", data={"key": KEY, "next": "/documents?page=2"}, follow_redirects=False
+        "/signin",
+        data={"key": KEY, "next": "/documents?page=2", "csrf_token": signin},
+        follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/documents?page=2"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert keyed.get("/documents").status_code == 200
     assert keyed.get("/api/collections").status_code == 200  # the cookie works for the API
-    signed_out = keyed.post("/signout", follow_redirects=False)
+    form = {"csrf_token": token(keyed, "/documents")}  # the sign-out form of a signed-in page
+    signed_out = keyed.post("/signout", data=form, follow_redirects=False)
     assert signed_out.status_code == 303
     keyed.cookies.delete(COOKIE)
     assert keyed.get("/", follow_redirects=False).status_code == 303
@@ -225,3 +253,8 @@ def test_unknown_page_is_html_but_unknown_api_route_is_json(client) -> None:
     assert "no page at this address" in page.text
     api = client.get("/api/no-such-route", headers={"accept": "text/html"})
     assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+
+
+def token(client: TestClient, path: str) -> str:
+    """The form token on the page at ``path``, as a browser would submit it."""
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', client.get(path).text)[1]
