@@ -17,6 +17,7 @@ from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm, openai_aliases
+from app.embeddings.queue import Priority
 from app.errors import AppError
 from app.index.factory import open_indexes
 from app.index.indexes import Indexes
@@ -75,11 +76,14 @@ def open_store(settings: Settings) -> tuple[Store, Indexes]:
     return store, open_indexes(settings, store)
 
 
-def build_embedder(settings: Settings, engine: Engine) -> Embedder:
-    """What ingestion and search embed with: a remote service if configured, else the engine."""
+def build_embedder(
+    settings: Settings, engine: Engine, priority: Priority = Priority.SEARCH
+) -> Embedder:
+    """What ingestion and search embed with: a remote service if configured, else the engine
+    (in the engine's queue lane for ``priority``)."""
     if settings.embeddings_url:
         return RemoteEmbedder(settings.embeddings_url, settings.embeddings_key, settings.model)
-    return LocalEmbedder(engine, settings.model)
+    return LocalEmbedder(engine, settings.model, priority)
 
 
 def create_app(settings: Settings | None = None, load: Loader | None = None) -> FastAPI:
@@ -93,7 +97,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     ingestor = Ingestor(
         store,
         indexes,
-        embedder,
+        build_embedder(settings, engine, Priority.BULK),  # behind searches and API calls
         encoder=engine.encoder,
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,

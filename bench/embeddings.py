@@ -86,7 +86,15 @@ def random_order(texts: list[str]) -> list[str]:
 
 def _rate(encoder: Any, ordered: list[str], size: int, seconds: float) -> float:
     """Texts/s encoding batches of ``size``, as many at once as the encoder runs in parallel."""
-    done, start = 0, time.perf_counter()
+    return rate_and_cpu(encoder, ordered, size, seconds)[0]
+
+
+def rate_and_cpu(
+    encoder: Any, ordered: list[str], size: int, seconds: float
+) -> tuple[float, float]:
+    """Texts/s of the raw engine (tokenise + encode, batches of ``size``, as many at once as the
+    encoder runs in parallel) and its CPU seconds per text."""
+    done, cpu, start = 0, time.process_time(), time.perf_counter()
     while time.perf_counter() - start < seconds:
         batches = []
         for _ in range(encoder.concurrency):
@@ -94,7 +102,7 @@ def _rate(encoder: Any, ordered: list[str], size: int, seconds: float) -> float:
             batches.append(encoder.tokenize(ordered[offset : offset + size]))
             done += len(batches[-1])
         encode_batches(encoder, batches)
-    return done / (time.perf_counter() - start)
+    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done
 
 
 async def http_load(url: str, texts: list[str], clients: int, seconds: float) -> dict:

@@ -118,3 +118,50 @@ def test_embedsearch_bench_outside_a_checkout_says_where_to_run_it(
     with pytest.raises(SystemExit) as raised:
         cli_main(["bench", "--quick"])
     assert raised.value.code == 2 and "source checkout" in capsys.readouterr().err
+
+
+WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:8000/v1/embeddings
+  1 threads and 16 connections
+  Latency Distribution
+     50%    5.21ms
+     75%    7.02ms
+     90%    9.90ms
+     99%    1.02s
+  1500 requests in 3.00s, 3.1MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:    500.12
+"""
+
+
+def test_wrk_runs_are_read_from_its_report(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from bench import wrk
+
+    seen = {}
+
+    def fake_run(command: list[str], **kwargs) -> object:
+        seen["command"] = command
+        return types.SimpleNamespace(stdout=WRK_OUTPUT)
+
+    monkeypatch.setattr(wrk.subprocess, "run", fake_run)
+    result = wrk.wrk("http://127.0.0.1:8000", tmp_path / "s.lua", 16, 3)
+    assert result == {
+        "requests_per_s": 500.12,
+        "p50_ms": 5.21,
+        "p99_ms": 1020.0,
+        "non_2xx": 3,
+        "socket_errors": None,
+    }
+    assert "-c16" in seen["command"] and "-d3s" in seen["command"]
+    body = json.dumps({"input": 'a "quoted" text'})
+    script = wrk.lua_script([body])
+    assert 'wrk.method = "POST"' in script and json.dumps(body) in script
+
+
+def test_wrk_rows_say_not_run_without_wrk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import wrk
+
+    monkeypatch.setattr(wrk.shutil, "which", lambda name: None)
+    result = wrk.run(quick=True)
+    assert "not installed" in result["skipped"]
+    [row] = wrk.rows(result)
+    assert row.value is None and row.shown() == "not run"

@@ -15,7 +15,7 @@ from app.embeddings.engine import Engine
 from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
 from app.search import Searcher
-from app.search.search import QueryLimits
+from app.search.query import QueryLimits
 from app.settings import Settings
 from app.store.database import Store
 

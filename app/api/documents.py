@@ -17,8 +17,8 @@ from app.api.filters import parse_filters
 from app.errors import AppError, BadRequest, Unprocessable, UnsupportedMediaType
 from app.ingest.delete import delete_document as remove_document
 from app.ingest.extract import RecordLimits, extract, json_record
-from app.ingest.jobs import Source
 from app.ingest.sandbox import SandboxLimits, extract_sandboxed, sandboxed
+from app.ingest.sources import Source
 from app.ingest.synced import check_path, tag_documents
 from app.ingest.worker import JobWorker
 from app.jsonvalues import bounded

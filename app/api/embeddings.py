@@ -1,14 +1,22 @@
-"""The OpenAI-compatible embeddings and models routes."""
+"""The OpenAI-compatible embeddings and models routes.
+
+The embeddings route is the server's hot path: at one short text per request, everything outside
+the model is a third of the work. So it reads its body itself: orjson parses it, a well-formed
+request of texts is checked by hand, and anything else (token ids, wrong types, bad JSON) goes
+through the pydantic model, whose errors answer exactly as FastAPI's own body validation would.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from app.api.auth import require_key
 from app.api.deps import EngineDep
@@ -45,34 +53,104 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
-    """A vector as a JSON float list, or base64 of its little-endian float32 bytes."""
+def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list[Any]:
+    """Each row as base64 of its little-endian float32 bytes, or as floats (orjson writes a
+    float64 array as the same numbers ``tolist()`` gives, twenty times faster)."""
     if encoding_format == "base64":
-        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    return vector.tolist()
+        return [base64.b64encode(row).decode("ascii") for row in vectors.astype("<f4")]
+    return list(vectors.astype(np.float64))
 
 
-async def create_embedding(body: EmbeddingRequest, engine: EngineDep) -> Response:
+async def embedding_request(request: Request) -> EmbeddingRequest:
+    """The request body; 400 in the API's error shape if it is not a valid request."""
+    raw = await request.body()
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
+        )
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # orjson is stricter (NaN, huge integers): ask the stdlib
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}]
+            ) from exc
+    return _checked_by_hand(data) or _validated(data)
+
+
+def _checked_by_hand(data: Any) -> EmbeddingRequest | None:
+    """The request, if it is text input with well-typed fields (what pydantic would accept)."""
+    if type(data) is not dict:
+        return None
+    text = data.get("input")
+    fields = {
+        "model": data.get("model"),
+        "input": text,
+        "encoding_format": data.get("encoding_format", "float"),
+        "dimensions": data.get("dimensions"),
+        "user": data.get("user"),
+    }
+    if (
+        type(fields["model"]) is not str
+        or fields["encoding_format"] not in ("float", "base64")
+        or type(fields["dimensions"]) not in (int, type(None))
+        or type(fields["user"]) not in (str, type(None))
+        or not (type(text) is str or (type(text) is list and text and _all_strings(text)))
+    ):
+        return None
+    return EmbeddingRequest.model_construct(**fields)
+
+
+def _all_strings(items: list) -> bool:
+    return all(type(item) is str for item in items)
+
+
+def _validated(data: Any) -> EmbeddingRequest:
+    """The request checked by its model; its errors located in the body, as FastAPI does."""
+    try:
+        return EmbeddingRequest.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
+async def create_embedding(request: Request, engine: EngineDep) -> Response:
     """Create embeddings for the input (OpenAI-compatible)."""
+    body = await embedding_request(request)
     result = await engine.aembed(body.input, body.model, body.dimensions)
+    vectors = encode_vectors(result.vectors, body.encoding_format)
     payload = {
         "object": "list",
         "data": [
-            {"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
-            for i, v in enumerate(result.vectors)
+            {"object": "embedding", "embedding": vector, "index": i}
+            for i, vector in enumerate(vectors)
         ],
         "model": result.model,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
-    # json.dumps directly: FastAPI's encoder is slow on thousands of floats.
-    return Response(json.dumps(payload), media_type="application/json")
+    body_bytes = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body_bytes, media_type="application/json")
 
+
+# The body is read by hand (above), so its schema is declared for the docs here.
+REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": EmbeddingRequest.model_json_schema()}},
+}
 
 for path, op in (
     ("/v1/embeddings", "create_embedding"),
     ("/api/embeddings", "create_embedding_api"),
 ):
-    router.add_api_route(path, create_embedding, methods=["POST"], operation_id=op)
+    router.add_api_route(
+        path,
+        create_embedding,
+        methods=["POST"],
+        operation_id=op,
+        openapi_extra={"requestBody": REQUEST_BODY},
+    )
 
 
 def _card(engine: Engine, name: str) -> ModelCard:

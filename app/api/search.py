@@ -14,7 +14,7 @@ from app.api.filters import FiltersIn
 from app.errors import BadRequest
 from app.jsonvalues import bounded
 from app.search import Hit, Neighbor, Page, SearchQuery
-from app.search.search import MAX_RESULTS
+from app.search.query import MAX_RESULTS
 from app.search.similarity import similarity_matrix
 from app.settings import Settings
 from app.store.records import Chunk, Document

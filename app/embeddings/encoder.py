@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -78,10 +79,16 @@ class SentenceEncoder:
         self.dimensions = dimensions
         self.max_tokens = window - 2
         self.vocab_size = int(self.tokenizer.vocab_size)
+        self._fast = copy.deepcopy(self.tokenizer.backend_tokenizer)  # ours to configure
+        self._fast.no_truncation()
+        self._fast.no_padding()
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens and untruncated."""
-        return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        # The Rust tokenizer itself, without transformers' per-call wrapper: the same ids at
+        # about half the CPU, on the event loop's thread for every request.
+        encodings = self._fast.encode_batch(texts, add_special_tokens=False)
+        return [encoding.ids for encoding in encodings]
 
     def pad(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """int64 input ids (``[CLS] ids [SEP]``, then padding) and attention mask of a batch."""

@@ -1,14 +1,17 @@
 """The embeddings engine: validation, token counting and dynamic batching across requests.
 
 Every caller (the HTTP route, ingestion, search) goes through ``Engine.embed`` / ``aembed``.
-Requests are queued; worker threads take the queued inputs in rounds, first-in first-out
+Requests are queued by priority (a search query first, then API calls, then bulk ingestion);
+worker threads take the queued inputs in rounds from the most urgent lane, first-in first-out
 (a few batches' worth at a time), sort each round by length so that like lengths share a batch,
 cut it into batches bounded by a token budget (padded length x count), run the model and hand
 each request its rows back. A full queue refuses new work with 429 instead of growing.
 
 An encoder that runs several batches at once (``Encoder.concurrency``: onnx-int8 runs one per
-core) gets as many worker threads, and each takes at most its share of what is queued (guided
-self-scheduling), so the workers finish together and no core waits for another's round.
+core, each row alone) gets as many worker threads, and each takes at most its share of what is
+queued (guided self-scheduling), so the workers finish together and no core waits for another's
+round. Its rounds are a few rows each: rows run alone gain nothing from large batches, while
+small ones hand results back steadily and let an urgent request in within milliseconds.
 """
 
 from __future__ import annotations
@@ -16,17 +19,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from app.embeddings.encoder import Encoder
 from app.embeddings.models import ModelRegistry, ModelSpec
+from app.embeddings.queue import Item, Lanes, Priority, Request, deliver, settle
 from app.embeddings.token_ids import TokenIdMode, decode_openai, unknown_id
-from app.errors import BadRequest, RateLimited, ServiceUnavailable
+from app.errors import BadRequest, ServiceUnavailable
 from app.metrics import Metrics
 from app.settings import DEFAULTS
 
@@ -44,15 +46,6 @@ class Embedded:
     vectors: np.ndarray  # float32, L2-normalised, one row per input in input order
     model: str
     prompt_tokens: int
-
-
-@dataclass(eq=False)
-class _Request:
-    encoder: Encoder
-    seqs: list[list[int]]
-    vectors: np.ndarray
-    remaining: int
-    future: Future[np.ndarray] = field(default_factory=Future)
 
 
 @dataclass
@@ -81,13 +74,13 @@ class Engine:
         self.registry = registry
         self.limits = limits or Limits()
         self.batch_tokens = batch_tokens
-        self.max_queued = max_queued
         self.metrics = metrics or Metrics()
         self._load = load
         self.encoders: dict[str, Encoder] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
-        self._queue: deque[tuple[_Request, int]] = deque()
+        self.max_queued = max_queued
+        self._queue = Lanes(max_queued)
         self._cond = threading.Condition()
         self._stopping = False
         self._workers = 1
@@ -112,9 +105,8 @@ class Engine:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=30)
-        for request, _ in self._queue:
-            self._fail(request, ServiceUnavailable("The server is shutting down."))
-        self._queue.clear()
+        refused = ServiceUnavailable("The server is shutting down.")
+        settle([request.fail(refused) for request in self._queue.drain()])
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the models are loaded; 503 if they are not by ``timeout``."""
@@ -139,32 +131,51 @@ class Engine:
     # -- the Python interface ---------------------------------------------------------------
 
     def embed(
-        self, inputs: Inputs, model: str | None = None, dimensions: int | None = None
+        self,
+        inputs: Inputs,
+        model: str | None = None,
+        dimensions: int | None = None,
+        priority: Priority = Priority.API,
     ) -> Embedded:
         """Embed texts or token-id arrays; blocks until done."""
-        spec, request, tokens = self._submit(inputs, model, dimensions)
+        spec, request, tokens = self._submit(inputs, model, dimensions, priority)
         return self._finish(spec, request.future.result(), tokens, dimensions)
 
     async def aembed(
-        self, inputs: Inputs, model: str | None = None, dimensions: int | None = None
+        self,
+        inputs: Inputs,
+        model: str | None = None,
+        dimensions: int | None = None,
+        priority: Priority = Priority.API,
     ) -> Embedded:
         """Embed without blocking the event loop.
 
         A small request is tokenised right here: that takes less time than handing it to a
         thread. A large one, or any while the model is still loading, is submitted from a thread.
         """
+        loop = asyncio.get_running_loop()
+        args = (inputs, model, dimensions, priority, loop.create_future())
         if self.ready.is_set() and _size(inputs) <= INLINE_SIZE:
-            spec, request, tokens = self._submit(inputs, model, dimensions)
+            spec, request, tokens = self._submit(*args)
         else:
-            spec, request, tokens = await asyncio.to_thread(self._submit, inputs, model, dimensions)
-        vectors = await asyncio.wrap_future(request.future)
+            spec, request, tokens = await asyncio.to_thread(self._submit, *args)
+        try:
+            vectors = await args[-1]
+        except asyncio.CancelledError:
+            request.future.cancel()  # the client left: workers skip its inputs still queued
+            raise
         return self._finish(spec, vectors, tokens, dimensions)
 
     # -- validation and tokenising ----------------------------------------------------------
 
     def _submit(
-        self, inputs: Inputs, model: str | None, dimensions: int | None
-    ) -> tuple[ModelSpec, _Request, int]:
+        self,
+        inputs: Inputs,
+        model: str | None,
+        dimensions: int | None,
+        priority: Priority,
+        waiter: asyncio.Future[np.ndarray] | None = None,
+    ) -> tuple[ModelSpec, Request, int]:
         spec = self.spec(model)
         encoder = self.encoder(spec.id)
         _check_dimensions(dimensions, encoder.dimensions)
@@ -177,10 +188,10 @@ class Engine:
                 code="max_tokens_per_request",
             )
         seqs = [self._fit(ids, encoder) for ids in seqs]
-        request = _Request(
-            encoder, seqs, np.empty((len(seqs), encoder.dimensions), np.float32), len(seqs)
-        )
-        self._enqueue(request)
+        vectors = np.empty((len(seqs), encoder.dimensions), np.float32)
+        loop = waiter.get_loop() if waiter else None
+        request = Request(encoder, seqs, vectors, len(seqs), loop=loop, waiter=waiter)
+        self._enqueue(request, priority)
         self.metrics.tokens.inc(tokens)
         return spec, request, tokens
 
@@ -243,18 +254,11 @@ class Engine:
 
     # -- the queue and the worker -----------------------------------------------------------
 
-    def _enqueue(self, request: _Request) -> None:
-        order = sorted(range(len(request.seqs)), key=lambda i: len(request.seqs[i]))
+    def _enqueue(self, request: Request, priority: Priority) -> None:
         with self._cond:
             if self._stopping:
                 raise ServiceUnavailable("The server is shutting down.")
-            # An empty queue takes any request, so no single request can be refused forever.
-            if self._queue and len(self._queue) + len(order) > self.max_queued:
-                raise RateLimited(
-                    "Too many inputs are waiting for the model; retry shortly.",
-                    headers={"Retry-After": "1"},
-                )
-            self._queue.extend((request, i) for i in order)
+            self._queue.put(request, priority)
             self.metrics.queue_depth.set(len(self._queue))
             self._cond.notify()
 
@@ -284,25 +288,14 @@ class Engine:
             for batch in self._batches(items):
                 self._run_batch(batch)
 
-    def _next_round(self) -> list[tuple[_Request, int]]:
-        """The inputs queued now, oldest first (one encoder, a few batches' worth), by length."""
+    def _next_round(self) -> list[Item]:
+        """The inputs queued now (see ``Lanes.take``), sorted by length."""
         with self._cond:
             while not self._queue and not self._stopping:
                 self._cond.wait()
             if self._stopping:
                 return []
-            taken: list[tuple[_Request, int]] = []
-            tokens = 0
-            share = -(-len(self._queue) // self._workers)
-            while self._queue and tokens < ROUND_BATCHES * self.batch_tokens and len(taken) < share:
-                request, i = self._queue[0]
-                if request.future.done():  # cancelled or failed: skip its remaining inputs
-                    self._queue.popleft()
-                    continue
-                if taken and request.encoder is not taken[0][0].encoder:
-                    break
-                taken.append(self._queue.popleft())
-                tokens += len(request.seqs[i]) + 2
+            taken = self._queue.take(self._workers, ROUND_BATCHES * self.batch_tokens)
             if self._queue:  # what is left is another worker's share
                 self._cond.notify()
             self.metrics.queue_depth.set(len(self._queue))
@@ -310,9 +303,9 @@ class Engine:
         taken.sort(key=lambda item: len(item[0].seqs[item[1]]))
         return taken or self._next_round()
 
-    def _batches(self, items: list[tuple[_Request, int]]) -> Iterator[list[tuple[_Request, int]]]:
+    def _batches(self, items: list[Item]) -> Iterator[list[Item]]:
         """Cut length-sorted inputs into batches whose padded size fits the token budget."""
-        batch: list[tuple[_Request, int]] = []
+        batch: list[Item] = []
         for item in items:
             width = len(item[0].seqs[item[1]]) + 2  # sorted, so the newest item is the widest
             if batch and width * (len(batch) + 1) > self.batch_tokens:
@@ -322,26 +315,17 @@ class Engine:
         if batch:
             yield batch
 
-    def _run_batch(self, batch: list[tuple[_Request, int]]) -> None:
+    def _run_batch(self, batch: list[Item]) -> None:
         self.metrics.batch_size.observe(len(batch))
         try:
             vectors = batch[0][0].encoder.encode([request.seqs[i] for request, i in batch])
         except Exception as exc:
             log.exception("Model batch failed")
-            for request, _ in batch:
-                self._fail(request, exc)
+            settle([request.fail(exc) for request in {r: None for r, _ in batch}])
             return
         with self._delivering:
-            for (request, i), vector in zip(batch, vectors, strict=True):
-                request.vectors[i] = vector
-                request.remaining -= 1
-                if request.remaining == 0 and not request.future.done():
-                    request.future.set_result(request.vectors)
-
-    @staticmethod
-    def _fail(request: _Request, exc: BaseException) -> None:
-        if not request.future.done():
-            request.future.set_exception(exc)
+            finished = deliver(batch, vectors)
+        settle(finished)
 
 
 def _size(inputs: Inputs) -> int:

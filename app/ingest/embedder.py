@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 
 from app.embeddings.engine import Engine
+from app.embeddings.queue import Priority
 from app.errors import RateLimited, ServiceUnavailable
 
 
@@ -30,9 +31,10 @@ class Embedder(Protocol):
 class LocalEmbedder:
     """The app's own engine: the same queue and batching the HTTP endpoint uses."""
 
-    def __init__(self, engine: Engine, model: str) -> None:
+    def __init__(self, engine: Engine, model: str, priority: Priority = Priority.SEARCH) -> None:
         self.engine = engine
         self.model = engine.spec(model).id
+        self.priority = priority
 
     @property
     def backend(self) -> str:
@@ -41,7 +43,7 @@ class LocalEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed through the engine's queue."""
-        return self.engine.embed(texts, self.model).vectors
+        return self.engine.embed(texts, self.model, priority=self.priority).vectors
 
 
 class RemoteEmbedder:

@@ -1,6 +1,6 @@
 """Ingestion jobs: extracted documents are deduplicated, chunked, embedded and stored.
 
-A job is stored with what it ingests (``app.ingest.worker.sources_payload``) and run by whichever replica's
+A job is stored with what it ingests (``app.ingest.sources``) and run by whichever replica's
 worker claims it (``app.ingest.worker``). Each document is stored in one database transaction;
 the vector index follows the database, and its file is saved as the job goes and at its end. A
 job taken over from a replica that died skips the documents that replica already stored (same
@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from app.index.indexes import Indexes
 from app.ingest.chunking import Chunk, chunk_text
 from app.ingest.embedder import Embedder
 from app.ingest.extract import Extracted
+from app.ingest.sources import Source, summary
 from app.ingest.synced import remove_leftovers
 from app.settings import DEFAULTS
 from app.store.database import Store
@@ -41,81 +42,7 @@ log = logging.getLogger("embedsearch.ingest")
 BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
 REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
-SHOWN_FAILURES = 5  # reasons a file's error names; the count says how many more there were
 NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
-
-
-class FileSummary(TypedDict):
-    """What became of one file, as a job's result shows it."""
-
-    name: str
-    path: str | None
-    status: str
-    added: int
-    replaced: int
-    duplicate: int
-    failed: int
-    documents: list[int]
-    error: str | None
-
-
-class JobSummary(TypedDict):
-    """A job's result: totals over its files, then each file."""
-
-    added: int
-    replaced: int
-    duplicate: int
-    failed: int
-    files: list[FileSummary]
-
-
-@dataclass
-class Source:
-    """One uploaded file (or JSON body): its extracted documents, or why it failed, and what
-    became of them."""
-
-    name: str
-    documents: list[Extracted] = field(default_factory=list)
-    error: str | None = None  # why the file could not be read at all
-    path: str | None = None  # relative to a synced folder (app.ingest.synced)
-    added: int = 0
-    replaced: int = 0
-    duplicate: int = 0
-    document_ids: list[int] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)  # why each failed document failed
-
-    @property
-    def status(self) -> str:
-        """failed, replaced, added, duplicate or queued: what happened to the file as a whole."""
-        if self.error or (self.failures and not self.added + self.replaced + self.duplicate):
-            return "failed"
-        if self.replaced:
-            return "replaced"
-        if self.added:
-            return "added"
-        return "duplicate" if self.duplicate else "queued"
-
-    def fail(self, document: Extracted, reason: str) -> None:
-        """Record that one of the file's documents failed, and why."""
-        named = len(self.documents) > 1  # a record of a JSON file is named by its title
-        self.failures.append(f"{document.title!r}: {reason}" if named else reason)
-
-    def summary(self) -> FileSummary:
-        """The file's outcome as JSON."""
-        reasons = ([self.error] if self.error else []) + self.failures[:SHOWN_FAILURES]
-        if len(self.failures) > SHOWN_FAILURES:
-            reasons.append(f"and {len(self.failures) - SHOWN_FAILURES} more documents failed")
-        return {
-            "name": self.name,
-            "path": self.path,
-            "status": self.status,
-            "added": self.added,
-            "replaced": self.replaced,
-            "duplicate": self.duplicate,
-            "failed": len(self.failures),
-            "documents": self.document_ids,
-            "error": "; ".join(reasons) or None,
-        }
 
 
 class Stopped(Exception):
@@ -169,7 +96,7 @@ class Ingestor:
             return None
         except Stopped:  # shutting down: any worker (this one after a restart) resumes the job
             log.warning("Ingestion job %s handed back unfinished: the server is stopping", job_id)
-            self.store.update_job(job_id, worker=self.worker, result=_summary(sources))
+            self.store.update_job(job_id, worker=self.worker, result=summary(sources))
             self.store.release_job(job_id, self.worker or "")
             return None
         except Exception as exc:  # the job fails, with its reason; the server carries on
@@ -185,7 +112,7 @@ class Ingestor:
         self._update(job_id, state="extracting")
         pending = list(self._plan(collection, sources))
         total = sum(len(p.chunks) for p in pending)
-        self._update(job_id, state="embedding", total=total, result=_summary(sources))
+        self._update(job_id, state="embedding", total=total, result=summary(sources))
         done = 0
         target: Collection | None = None
         saved = reported = time.monotonic()
@@ -208,12 +135,12 @@ class Ingestor:
                     target = self._collection(collection, vectors.shape[1])
                 self._store(target, item, np.concatenate(parts.pop(id(item))))
                 if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
-                    self._update(job_id, done=done, result=_summary(sources))
+                    self._update(job_id, done=done, result=summary(sources))
                     reported = time.monotonic()
             if target is not None and time.monotonic() - saved > SAVE_EVERY:
                 self.indexes.save(target.id)
                 saved = time.monotonic()
-            self._update(job_id, done=done, result=_summary(sources))
+            self._update(job_id, done=done, result=summary(sources))
             reported = time.monotonic()
         if target is not None:
             self.indexes.save(target.id)
@@ -225,7 +152,7 @@ class Ingestor:
                 if s.path and not s.error
             }
             remove_leftovers(self.store, self.indexes, existing.id, files)
-        return self._update(job_id, state="done", done=done, result=_summary(sources))
+        return self._update(job_id, state="done", done=done, result=summary(sources))
 
     def _collection(self, name: str, dimensions: int) -> Collection:
         """The target collection; Conflict if its vectors came from an incompatible backend."""
@@ -408,15 +335,3 @@ def _batches(pending: list[_Pending], size: int) -> Iterator[Batch]:
                 batch, room = [], size
     if batch:
         yield batch
-
-
-def _summary(sources: list[Source]) -> JobSummary:
-    """Totals over the files: documents added, replaced and duplicate; files with an error."""
-    files = [source.summary() for source in sources]
-    return {
-        "added": sum(f["added"] for f in files),
-        "replaced": sum(f["replaced"] for f in files),
-        "duplicate": sum(f["duplicate"] for f in files),
-        "failed": sum(1 for f in files if f["error"]),
-        "files": files,
-    }

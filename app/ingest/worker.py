@@ -14,48 +14,14 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict
-from typing import Any
 
-from app.ingest.extract import Extracted
-from app.ingest.jobs import Ingestor, Source
+from app.ingest.jobs import Ingestor
+from app.ingest.sources import Source, sources_from_payload, sources_payload
 from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.records import Job
 
 log = logging.getLogger("embedsearch.ingest")
-
-
-def sources_payload(sources: list[Source]) -> list[dict[str, Any]]:
-    """Sources as JSON, for a job any replica can run."""
-    return [
-        {
-            "name": s.name,
-            "path": s.path,
-            "error": s.error,
-            "documents": [asdict(d) for d in s.documents],
-        }
-        for s in sources
-    ]
-
-
-def sources_from_payload(
-    payload: list[dict[str, Any]], result: dict[str, Any] | None
-) -> list[Source]:
-    """Sources from a job's payload, with what an earlier attempt's ``result`` recorded."""
-    earlier = {i: f for i, f in enumerate((result or {}).get("files", []))}
-    sources = []
-    for i, item in enumerate(payload):
-        documents = [
-            Extracted(**(d | {"sections": [tuple(s) for s in d["sections"]]}))
-            for d in item["documents"]
-        ]
-        source = Source(item["name"], documents, error=item["error"], path=item["path"])
-        if done := earlier.get(i):
-            source.added, source.replaced = done["added"], done["replaced"]
-            source.duplicate, source.document_ids = done["duplicate"], list(done["documents"])
-        sources.append(source)
-    return sources
 
 
 def worker_name() -> str:

@@ -13,7 +13,7 @@ from app.errors import AppError, NotFound
 from app.ingest.delete import delete_document
 from app.search import SearchQuery
 from app.search.clusters import check_most_k, cluster_collection, clustering_body
-from app.search.search import MAX_RESULTS, MODES
+from app.search.query import MAX_RESULTS, MODES
 from app.search.similarity import similarity_matrix
 from app.store.records import Collection, Document
 from app.web.session import keys_required, render, require_sign_in, valid_form

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,6 +13,7 @@ import pytest
 from app.embeddings.encoder import PIECE_ROWS, encode_batches
 from app.embeddings.engine import Engine
 from app.embeddings.models import ModelRegistry, bundled_minilm
+from app.embeddings.queue import Priority
 from app.errors import BadRequest, NotFound
 from tests.support.fakes import FakeEncoder
 
@@ -129,7 +132,7 @@ def test_each_worker_takes_its_share_of_the_queue() -> None:
     try:
         first = pool.submit(engine.embed, "held at the gate")
         assert fake.inside.acquire(timeout=5)
-        second = pool.submit(engine.embed, [f"text number {i}" for i in range(20)])
+        second = pool.submit(engine.embed, [f"text number {i}" for i in range(12)])
         assert fake.inside.acquire(timeout=5)
         fake.gate.set()
         first.result(timeout=5)
@@ -138,9 +141,68 @@ def test_each_worker_takes_its_share_of_the_queue() -> None:
         fake.gate.set()
         pool.shutdown()
         engine.stop()
-    # The idle worker took half of the twenty, not all: the other half waits for whichever
+    # The idle worker took half of the twelve, not all: the other half waits for whichever
     # worker is free first, so both finish together.
-    assert max(fake.batches) == 10 and sum(fake.batches) == 21
+    assert max(fake.batches) == 6 and sum(fake.batches) == 13
+
+
+def test_an_encoder_running_rows_alone_takes_a_few_rows_at_a_time() -> None:
+    fake = ConcurrentFake()
+    fake.gate.set()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=4096)
+    engine.start()
+    try:
+        engine.embed([f"text number {i}" for i in range(100)])
+    finally:
+        engine.stop()
+    # Small batches hand rows back steadily and let an urgent request in between them.
+    assert max(fake.batches) == PIECE_ROWS and sum(fake.batches) == 100
+
+
+def test_searches_go_before_api_calls_before_ingestion(engine: Engine, fake: FakeEncoder) -> None:
+    order: list[str] = []
+    encode = fake.encode
+
+    def recording(batch: list[list[int]]) -> np.ndarray:
+        order.append(fake.tokenizer.decode(batch[0][:1]))
+        return encode(batch)
+
+    fake.encode = recording
+    with ThreadPoolExecutor(4) as pool:
+        blocker = pool.submit(engine.embed, "busy")
+        assert fake.entered.wait(5)
+        futures = []
+        lanes = [("bulk", Priority.BULK), ("api", Priority.API), ("search", Priority.SEARCH)]
+        for name, priority in lanes:
+            futures.append(pool.submit(engine.embed, f"{name} text", priority=priority))
+            while len(engine._queue) < len(futures):
+                threading.Event().wait(0.005)
+        fake.gate.set()
+        for future in [blocker, *futures]:
+            future.result()
+    assert order == ["busy", "search", "api", "bulk"]
+
+
+def test_async_callers_get_their_rows_and_a_departed_one_is_skipped(
+    engine: Engine, fake: FakeEncoder
+) -> None:
+    async def scenario() -> tuple[np.ndarray, list]:
+        busy = asyncio.ensure_future(engine.aembed("the model is busy with me"))
+        await asyncio.to_thread(fake.entered.wait, 5)
+        leaving = asyncio.ensure_future(engine.aembed("a client that hangs up"))
+        staying = [asyncio.ensure_future(engine.aembed(f"text {i}")) for i in range(3)]
+        while len(engine._queue) < 4:
+            await asyncio.sleep(0.005)
+        leaving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await leaving
+        fake.gate.set()
+        results = await asyncio.gather(busy, *staying)
+        return results[1].vectors[0], fake.batches
+
+    first, batches = asyncio.run(scenario())
+    assert np.allclose(first, engine.embed("text 0").vectors[0], atol=1e-6)
+    assert batches[:2] == [1, 3]  # the departed client's input never reached the model
 
 
 def test_encode_batches_spreads_rows_over_workers_and_keeps_batches_apart() -> None:

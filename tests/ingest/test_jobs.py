@@ -11,7 +11,8 @@ from app.index.faiss import FaissFiles
 from app.index.indexes import Indexes
 from app.ingest.delete import delete_document
 from app.ingest.extract import Extracted
-from app.ingest.jobs import Ingestor, Source
+from app.ingest.jobs import Ingestor
+from app.ingest.sources import Source
 from app.store.database import Store
 from tests.support.fakes import FakeEmbedder, FakeEncoder
 

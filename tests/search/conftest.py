@@ -8,7 +8,7 @@ import pytest
 from app.index.faiss import FaissFiles
 from app.index.indexes import Indexes
 from app.search import Searcher
-from app.search.search import QueryLimits
+from app.search.query import QueryLimits
 from app.settings import Settings
 from app.store.database import Store
 from app.store.records import Collection

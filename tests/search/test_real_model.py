@@ -13,7 +13,7 @@ from app.embeddings.torch_encoder import SentenceTransformerEncoder
 from app.index.faiss import FaissFiles
 from app.index.indexes import Indexes
 from app.search import Searcher, SearchQuery
-from app.search.search import QueryLimits
+from app.search.query import QueryLimits
 from app.settings import Settings
 from app.store.database import Store
 from app.store.records import ChunkRecord

@@ -7,7 +7,8 @@ import pytest
 
 from app.errors import BadRequest, NotFound
 from app.search import Filters, Searcher, SearchQuery, Signal
-from app.search.search import MAX_RESULTS, SEMANTIC_WEIGHT, fuse, top
+from app.search.query import MAX_RESULTS
+from app.search.search import SEMANTIC_WEIGHT, fuse, top
 from app.store.database import Store
 from app.store.records import Collection
 from tests.support.documents import AddIndexed
