@@ -33,6 +33,7 @@ BENCHES = {
     "scifact": True,
     "index_scale": True,
     "clustering": True,
+    "folders": True,
     "wrk": True,  # HTTP against the raw engine with wrk; rows say "not run" without it
     "load": False,  # mixed load for 60 s; not among the figures
     "replicas": False,  # needs PostgreSQL and nginx; 1, 2 and 3 replicas, started in turn
