@@ -18,6 +18,7 @@ from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
 from app.embeddings.models import ModelRegistry, ModelSpec, bundled_minilm, openai_aliases
 from app.embeddings.queue import Priority
+from app.errors import AppError
 from app.index.factory import open_indexes
 from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder, LocalEmbedder, RemoteEmbedder
@@ -125,6 +126,10 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         worker.start()  # after the indexes are in step: jobs of a replica that died resume here
         yield
         worker.stop()
+        try:
+            indexes.save_all()
+        except AppError as exc:  # e.g. the database is gone: start-up repairs the files
+            log.warning("Indexes not saved at shutdown: %s", exc.message)
         engine.stop()
         indexes.close()
         store.close()
@@ -154,6 +159,39 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     app.include_router(clusters.router)
     app.include_router(sync.router)
     install_web(app)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def create_embeddings_app(settings: Settings | None = None, load: Loader | None = None) -> FastAPI:
+    """Only the embeddings API (with health, models and metrics): no database, no indexes.
+
+    ``embedsearch serve --embeddings-only`` runs it as a stateless pool of model servers that the
+    replicas' ingestion and search call through ``EMBEDSEARCH_EMBEDDINGS_URL``.
+    """
+    settings = settings or get_settings()
+    metrics = Metrics()
+    engine = build_engine(settings, metrics, load)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine.start()
+        yield
+        engine.stop()
+
+    app = FastAPI(title="embedsearch embeddings", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.engine = engine
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(embeddings.router)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """Body limits, request metrics and security headers, outermost last."""
     app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
     app.add_middleware(SameOrigin)
     app.add_middleware(
@@ -163,4 +201,3 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(SecurityHeaders)  # outermost: every response gets the headers
-    return app

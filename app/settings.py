@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     )
     max_filter_keys: int = Field(32, description="Most metadata fields one search filter may test.")
     max_clusters: int = Field(100, description="Largest k a clustering may ask for.")
+    map_background_documents: int = Field(
+        2000,
+        ge=0,
+        description="Documents in a collection above which its t-SNE map is computed in the "
+        "background (`GET /api/map` answers PCA's map, `state: pending`, meanwhile).",
+    )
 
     index_backend: Literal["faiss", "qdrant"] = Field(
         "faiss",

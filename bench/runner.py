@@ -36,6 +36,8 @@ BENCHES = {
     "folders": True,
     "wrk": True,  # HTTP against the raw engine with wrk; rows say "not run" without it
     "load": False,  # mixed load for 60 s; not among the figures
+    "replicas": False,  # needs PostgreSQL and nginx; 1, 2 and 3 replicas, started in turn
+    "postgres": False,  # needs a PostgreSQL server; SciFact embedded once, searched on both stores
     "index_backends": False,  # FAISS against Qdrant: another SciFact ingest, 50k chunks thrice
 }
 ROOT = Path(__file__).resolve().parent.parent

@@ -75,10 +75,17 @@ def get_clusters(store: StoreDep, collection: str = CollectionQuery) -> dict[str
 
 
 @router.get("/api/map")
-def get_map(store: StoreDep, collection: str = CollectionQuery) -> dict[str, Any]:
-    """2D coordinates of every document (PCA), with its title and cluster, for a scatter map."""
+def get_map(
+    store: StoreDep, settings: SettingsDep, collection: str = CollectionQuery
+) -> dict[str, Any]:
+    """2D coordinates of every document (t-SNE), with its title and cluster, for a scatter map.
+
+    ``state`` is "pending" while a large collection's t-SNE map is computed in the background:
+    the points are then PCA's; ask again for the finished map.
+    """
     found = store.get_collection(collection)
-    stored_map = document_map(store, found)
+    result = document_map(store, found, settings.map_background_documents)
+    stored_map = result.map
     titles = store.document_titles(found.id)
     clusters = store.document_clusters(found.id)
     clustering = store.get_clustering(found.id)
@@ -98,6 +105,7 @@ def get_map(store: StoreDep, collection: str = CollectionQuery) -> dict[str, Any
         "object": "map",
         "collection": found.name,
         "method": stored_map.method,
+        "state": "pending" if result.pending else "ready",
         "version": stored_map.version,
         "clustered": clustering is not None,
         "clusters_stale": clustering is not None and clustering.version != found.version,

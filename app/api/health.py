@@ -32,8 +32,10 @@ def health(request: Request) -> JSONResponse:
 
 def _database_error(request: Request) -> str | None:
     """Why the database does not answer, or None when it does."""
+    store = getattr(request.app.state, "store", None)  # none in an embeddings-only server
     try:
-        request.app.state.store.ping()
+        if store is not None:
+            store.ping()
     except AppError as exc:
         return exc.message
     return None

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("serve", help="Run the server (default http://127.0.0.1:8000).")
     p.add_argument("--host", help="Bind address (default: EMBEDSEARCH_HOST or 127.0.0.1).")
     p.add_argument("--port", type=int, help="Port (default: EMBEDSEARCH_PORT or 8000).")
+    p.add_argument(
+        "--embeddings-only",
+        action="store_true",
+        help="Serve only /v1/embeddings (no database): a model pool for EMBEDSEARCH_EMBEDDINGS_URL.",
+    )
     p.set_defaults(run=serve)
     _client_commands(commands)
     p = commands.add_parser("verify", help="Check the vector indexes against SQLite.")

@@ -33,7 +33,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the HTTP server."""
     import uvicorn
 
-    from app.main import create_app
+    from app.main import create_app, create_embeddings_app
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -45,8 +45,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             "EMBEDSEARCH_HOST=0.0.0.0 (ideally behind a TLS reverse proxy).",
             host,
         )
+    build = create_embeddings_app if getattr(args, "embeddings_only", False) else create_app
     uvicorn.run(
-        create_app(settings),
+        build(settings),
         host=host,
         port=port,
         log_level="info",

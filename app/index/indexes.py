@@ -126,6 +126,11 @@ class Indexes:
             collection = self.store.get_collection_by_id(collection_id)
             self.backend.save(collection, self._get(collection_id))
 
+    def save_all(self) -> None:
+        """Follow and save every index opened so far (at shutdown: a restart starts in step)."""
+        for collection_id in list(self._indexes):
+            self.save(collection_id)
+
     def check(self, collection_id: int) -> Report:
         """Compare the index (in memory, else as saved) with SQLite without changing either."""
         with self._lock(collection_id):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,10 @@ BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's 
 SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
 REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
 NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
+
+
+class Stopped(Exception):
+    """The server is stopping: leave the job for a worker to resume."""
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Ingestor:
         self.chunk_overlap = chunk_overlap
         self.batch_chunks = min(BATCH_CHUNKS, max_inputs)  # within the embeddings API's cap
         self.worker = worker  # the job's holder: its writes stop if another takes it over
+        self.stopping = threading.Event()  # set at shutdown: the running job is handed back
 
     def run(self, job_id: str, collection: str, sources: list[Source]) -> Job | None:
         """Run one job to the end; a failing document fails alone, with its reason. None if
@@ -88,11 +94,18 @@ class Ingestor:
         except LeaseLost:
             log.warning("Ingestion job %s was taken over by another worker", job_id)
             return None
+        except Stopped:  # shutting down: any worker (this one after a restart) resumes the job
+            log.warning("Ingestion job %s handed back unfinished: the server is stopping", job_id)
+            self.store.update_job(job_id, worker=self.worker, result=summary(sources))
+            self.store.release_job(job_id, self.worker or "")
+            return None
         except Exception as exc:  # the job fails, with its reason; the server carries on
             log.exception("Ingestion job %s failed", job_id)
             return self._update(job_id, state="failed", error=_reason(exc))
 
     def _update(self, job_id: str, **fields: Any) -> Job:
+        if self.stopping.is_set() and fields.get("state") not in ("done", "failed"):
+            raise Stopped  # between batches: what is stored stays, the rest is resumed
         return self.store.update_job(job_id, worker=self.worker, **fields)
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:

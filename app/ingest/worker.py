@@ -67,8 +67,10 @@ class JobWorker:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish the running job, then stop (queued jobs stay for any replica to run)."""
+        """Stop after the running job's current batch; the job and queued ones stay for any
+        replica (this one after a restart) to run."""
         self._stop.set()
+        self.ingestor.stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()

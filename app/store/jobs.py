@@ -93,6 +93,15 @@ class Jobs(Connection):
             )
         return cursor.rowcount == 1
 
+    def release_job(self, job_id: str, worker: str) -> None:
+        """End ``worker``'s lease on the unfinished job now, so any worker can resume it."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET lease_until = 0 WHERE id = ? AND worker = ? "
+                "AND state NOT IN ('done', 'failed')",
+                [job_id, worker],
+            )
+
     def job_payload(self, job_id: str) -> Any:
         """What the job ingests, as given to ``create_job`` (None once it has finished)."""
         rows = self._tuples("SELECT payload FROM jobs WHERE id = ?", [job_id])

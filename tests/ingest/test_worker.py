@@ -117,3 +117,28 @@ def test_the_worker_thread_runs_jobs_queued_by_another_replica(
         running.stop()
         for worker in (queuing, running):
             worker.store.close()
+
+
+def test_stopping_hands_the_running_job_back_for_another_worker(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "BATCH_CHUNKS", 4)
+    stopping = replica(url, FakeEmbedder(), "stopping")
+    other = replica(url, FakeEmbedder(), "other")
+    original = stopping.ingestor.embedder.embed
+
+    def embed_then_stop(texts: list[str]) -> np.ndarray:
+        stopping.ingestor.stopping.set()  # the server is asked to stop during the first batch
+        return original(texts)
+
+    monkeypatch.setattr(stopping.ingestor.embedder, "embed", embed_then_stop)
+    job = stopping.submit("notes", documents(20))
+    stopping.run_once()
+    handed_back = other.store.get_job(job.id)
+    assert handed_back.state == "embedding" and handed_back.lease_until == 0
+    finished = other.run_once()  # at once: no lease to wait for
+    assert finished is not None and (finished.state, finished.worker) == ("done", "other")
+    assert finished.result["added"] == 20
+    assert other.store.get_collection("notes").documents == 20
+    for worker in (stopping, other):
+        worker.store.close()

@@ -12,13 +12,14 @@ from app.search.clusters import (
     choose_k,
     cluster_collection,
     cluster_documents,
-    distinctive_terms,
+    cut,
     document_vectors,
     kmeans,
     normalise,
     silhouette,
-    terms,
+    ward,
 )
+from app.search.labels import distinctive_terms, terms
 from app.store.database import Store
 from app.store.records import ChunkRecord, Collection
 
@@ -82,6 +83,21 @@ def test_kmeans_is_repeatable_with_a_seed() -> None:
     assert np.array_equal(kmeans(vectors, 5, seed=3)[0], kmeans(vectors, 5, seed=3)[0])
 
 
+def test_cut_undoes_the_last_merges() -> None:
+    # Leaves 0..3; merges: (0, 1) -> 4, (2, 3) -> 5, (4, 5) -> 6.
+    children = np.array([[0, 1], [2, 3], [4, 5]])
+    assert cut(children, 4, 1).tolist() == [0, 0, 0, 0]
+    assert cut(children, 4, 2).tolist() == [0, 0, 1, 1]
+    assert cut(children, 4, 4).tolist() == [0, 1, 2, 3]
+
+
+def test_ward_tree_recovers_seeded_clusters_and_auto_k_cuts_it() -> None:
+    vectors, truth = blobs(np.random.default_rng(5), 5, 30, spread=0.4)
+    children = ward(vectors)
+    assert v_measure_score(truth, cut(children, len(vectors), 5)) > 0.95
+    assert choose_k(vectors, children=children)[0] == 5  # a candidate, as 6 is not
+
+
 def test_silhouette_matches_sklearn_cosine() -> None:
     vectors, truth = blobs(np.random.default_rng(2), 4, 25, spread=1.0)
     truth[0] = 4  # a singleton cluster scores 0, as in sklearn
@@ -135,14 +151,23 @@ def test_distinctive_terms_name_each_cluster() -> None:
     labels = np.array([0, 0, 0, 1, 1, 1])
     card, transfer = distinctive_terms(texts, labels, 2)
     assert set(card[:3]) == {"card", "lost", "stolen"}
-    assert set(transfer[:2]) == {"transfer", "pending"}
+    assert transfer[0] == "transfer pending"  # the phrase makes up most of either word's use
     assert "bank" not in card and "card" not in transfer
 
 
 def test_distinctive_terms_skip_terms_adding_no_new_word() -> None:
     texts = ["lost card lost card", "lost card again lost card", "weather sunny"]
     card, _ = distinctive_terms(texts, np.array([0, 0, 1]), 2)
-    assert card[:2] in (["card", "lost"], ["lost", "card"]) and "lost card" not in card
+    assert card[0] == "lost card" and "lost" not in card and "card" not in card
+
+
+def test_terms_common_to_most_clusters_name_none() -> None:
+    topics = ["football match goal", "election vote minister", "oil prices market"]
+    texts = [f"reuters news {topic} {n}" for topic in topics for n in ("one", "two")]
+    labels = np.repeat(np.arange(3), 2)
+    for found, topic in zip(distinctive_terms(texts, labels, 3), topics, strict=True):
+        assert not {"reuters", "news", "reuters news"} & set(found)
+        assert any(term in topic for term in found)
 
 
 @pytest.mark.parametrize(
@@ -166,8 +191,9 @@ def test_clusters_are_numbered_by_size_with_labels_and_nearest_documents() -> No
     result = cluster_documents(np.arange(100, 100 + len(truth)), vectors, texts, k=3)
     assert [c.size for c in result.clusters] == [10, 10, 5]
     small = result.clusters[2]
-    assert small.terms[:2] == ["shared2", "word2"]  # ties: single words, alphabetically
-    assert small.label == "shared2 · word2 · shared2 filler"  # "filler" alone is everywhere
+    # Ties go alphabetically; each word always comes in one phrase, which stands for it.
+    assert small.terms == ["shared2 filler", "word2 shared2"]
+    assert small.label == "shared2 filler · word2 shared2"  # "filler" alone is everywhere
     assert len(small.nearest) == 5 and all(truth[i - 100] == 2 for i in small.nearest)
     assert not result.auto and result.silhouettes == {}
 

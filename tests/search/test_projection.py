@@ -1,12 +1,15 @@
-"""The 2D document map: PCA properties and its cache, keyed on the collection version."""
+"""The 2D document map: PCA and t-SNE properties, its cache and its background computation."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
+from sklearn.manifold import trustworthiness
 
 from app.errors import BadRequest
-from app.search.projection import document_map, pca_2d
+from app.search.projection import MIN_TSNE, document_map, pca_2d, tsne_2d
 from app.store.database import Store
 from app.store.records import ChunkRecord
 
@@ -54,15 +57,15 @@ def test_map_is_cached_until_the_collection_changes(store: Store) -> None:
     for seed in range(5):
         add(store, collection.id, seed)
     collection = store.get_collection("maps")
-    first = document_map(store, collection)
+    first = document_map(store, collection, 100).map
     assert first.version == collection.version and len(first.document_ids) == 5
     # A planted cache entry at the current version is served as is.
     planted = first.__class__(first.version, "pca", first.document_ids, first.coordinates * 0)
     store.save_map(collection.id, planted)
-    assert not document_map(store, collection).coordinates.any()
+    assert not document_map(store, collection, 100).map.coordinates.any()
     new_id = add(store, collection.id, 99)
     changed = store.get_collection("maps")
-    fresh = document_map(store, changed)
+    fresh = document_map(store, changed, 100).map
     assert fresh.version == changed.version and new_id in fresh.document_ids.tolist()
     assert fresh.coordinates.any()
     assert store.get_map(collection.id).version == changed.version
@@ -71,4 +74,33 @@ def test_map_is_cached_until_the_collection_changes(store: Store) -> None:
 def test_map_of_an_empty_collection_says_to_add_documents(store: Store) -> None:
     collection = store.ensure_collection("empty", "m", DIMENSIONS, "faiss")
     with pytest.raises(BadRequest, match="no documents to map.*POST /api/documents"):
-        document_map(store, collection)
+        document_map(store, collection, 100)
+
+
+def test_tsne_keeps_neighbours_that_pca_loses() -> None:
+    # Ten tight groups in 12 dimensions: PCA's two axes overlap them, t-SNE keeps them apart.
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(10, DIMENSIONS))
+    points = np.repeat(centres, 30, axis=0) + rng.normal(scale=0.05, size=(300, DIMENSIONS))
+    xy = tsne_2d(points)
+    assert xy.shape == (300, 2) and np.abs(xy).max() == pytest.approx(1.0)
+    assert trustworthiness(points, xy, n_neighbors=10) > trustworthiness(
+        points, pca_2d(points), n_neighbors=10
+    )
+    assert np.array_equal(xy, tsne_2d(points.copy()))  # seeded: the same map each time
+    assert tsne_2d(points[:5]).tolist() == pca_2d(points[:5]).tolist()  # too few for t-SNE
+
+
+def test_large_collection_gets_pca_while_tsne_runs_in_background(store: Store) -> None:
+    collection = store.ensure_collection("big", "m", DIMENSIONS, "faiss")
+    for seed in range(MIN_TSNE + 5):
+        add(store, collection.id, seed)
+    collection = store.get_collection("big")
+    first = document_map(store, collection, background_documents=MIN_TSNE)
+    assert first.pending and first.map.method == "pca"
+    deadline = time.monotonic() + 60
+    while (found := document_map(store, collection, MIN_TSNE)).pending:
+        assert time.monotonic() < deadline, "the background map never arrived"
+        time.sleep(0.05)
+    assert found.map.method == "tsne" and found.map.version == collection.version
+    assert sorted(found.map.document_ids.tolist()) == sorted(first.map.document_ids.tolist())

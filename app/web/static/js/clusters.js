@@ -147,6 +147,11 @@
     }
     const map = await response.json();
     draw(map);
+    if (map.state === "pending") {
+      // A large collection's t-SNE map is being computed: show PCA's, then the finished one.
+      setTimeout(load, 2000);
+      return;
+    }
     let pending = null;
     window.addEventListener("resize", () => {
       clearTimeout(pending);
