@@ -155,7 +155,7 @@ def test_sigkill_during_index_save(tmp_path: Path) -> None:
             else:
                 # The kill left the old file whole (updated, not rebuilt as an unreadable one
                 # would be) and behind SQLite, and start-up caught it up.
-                assert "was updated from SQLite" in log.read_text()
+                assert "was updated from the database" in log.read_text()
             assert_searchable(url, present, gone)
             pause_saves(control, paused_file)
             if operation == "upload":
@@ -168,7 +168,7 @@ def test_sigkill_during_index_save(tmp_path: Path) -> None:
                 gone[victim] = present.pop(victim)
         pause_saves(control, None)
     with running_server(tmp_path, env) as (url, _, log):
-        assert "was updated from SQLite" in log.read_text()
+        assert "was updated from the database" in log.read_text()
         assert_searchable(url, present, gone)
     assert_consistent(tmp_path / "data")
 
