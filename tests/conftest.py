@@ -15,6 +15,7 @@ from app.settings import Settings
 from app.store.database import Store
 from tests.support.api import API_KEY
 from tests.support.fakes import FakeEncoder
+from tests.support.postgres import empty_postgres, temporary_database
 from tests.support.server import MODELS, running_server
 
 # Servers started by tests share the checkout's cache of ONNX builds (where `embedsearch serve`
@@ -75,3 +76,23 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     env = {"EMBEDSEARCH_API_KEYS": API_KEY}
     with running_server(tmp_path_factory.mktemp("live"), env) as (url, _, log):
         yield url, log
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throwaway PostgreSQL database for the session (creating one takes seconds)."""
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - a Path
+    """An empty database that several Store instances (replicas) can open: a SQLite file, or
+    the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.db")
+    url = request.getfixturevalue("postgres_url")
+    store = Store(url, pool_size=1)
+    empty_postgres(store)
+    store.close()
+    return url

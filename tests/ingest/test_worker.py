@@ -4,7 +4,6 @@ the job without storing anything twice."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from app.ingest.sources import Source
 from app.ingest.worker import JobWorker
 from app.store.database import Store
 from tests.support.fakes import FakeEmbedder, FakeEncoder
-from tests.support.postgres import empty_postgres, temporary_database
 
 ENCODER = FakeEncoder()
 
@@ -41,25 +39,8 @@ class DyingEmbedder(FakeEmbedder):
         return super().embed(texts)
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with temporary_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - a Path
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    url = request.getfixturevalue("postgres_url")
-    store = Store(url, pool_size=1)
-    empty_postgres(store)
-    store.close()
-    return url
-
-
-def replica(url: str, embedder: FakeEmbedder, name: str) -> JobWorker:
-    store = Store(url, pool_size=2)
+def replica(database_url: str, embedder: FakeEmbedder, name: str) -> JobWorker:
+    store = Store(database_url, pool_size=2)
     ingestor = Ingestor(store, Indexes(store, FaissFiles(None)), embedder, encoder=lambda: ENCODER)
     return JobWorker(store, ingestor, name=name, lease_seconds=1.0, poll_seconds=0.05)
 
@@ -72,11 +53,11 @@ def documents(n: int) -> list[Source]:
 
 
 def test_a_job_of_a_dead_replica_is_finished_by_another_without_duplicates(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs, "BATCH_CHUNKS", 4)  # many small batches: the death comes mid-job
-    dying = replica(url, DyingEmbedder(calls=3), "dying")
-    healthy = replica(url, FakeEmbedder(), "healthy")
+    dying = replica(database_url, DyingEmbedder(calls=3), "dying")
+    healthy = replica(database_url, FakeEmbedder(), "healthy")
     job = dying.submit("notes", documents(20))
     with pytest.raises(Died):
         dying.run_once()
@@ -101,10 +82,10 @@ def test_a_job_of_a_dead_replica_is_finished_by_another_without_duplicates(
 
 
 def test_the_worker_thread_runs_jobs_queued_by_another_replica(
-    url: str,
+    database_url: str,
 ) -> None:
-    queuing = replica(url, FakeEmbedder(), "queuing")
-    running = replica(url, FakeEmbedder(), "running")
+    queuing = replica(database_url, FakeEmbedder(), "queuing")
+    running = replica(database_url, FakeEmbedder(), "running")
     running.start()
     try:
         job = queuing.submit("notes", documents(3))
@@ -120,11 +101,11 @@ def test_the_worker_thread_runs_jobs_queued_by_another_replica(
 
 
 def test_stopping_hands_the_running_job_back_for_another_worker(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs, "BATCH_CHUNKS", 4)
-    stopping = replica(url, FakeEmbedder(), "stopping")
-    other = replica(url, FakeEmbedder(), "other")
+    stopping = replica(database_url, FakeEmbedder(), "stopping")
+    other = replica(database_url, FakeEmbedder(), "other")
     original = stopping.ingestor.embedder.embed
 
     def embed_then_stop(texts: list[str]) -> np.ndarray:

@@ -11,14 +11,7 @@ import pytest
 from app.store.database import Store
 from app.store.records import AddResult, Collection
 from tests.support.documents import DIMENSIONS, AddDoc, chunk_records, unit_vectors
-from tests.support.postgres import empty_postgres, temporary_database
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """One throwaway PostgreSQL database for the session (creating one takes seconds)."""
-    with temporary_database() as url:
-        yield url
+from tests.support.postgres import empty_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -73,16 +66,3 @@ def add_doc(store: Store, collection: Collection, rng: np.random.Generator) -> A
         )
 
     return add
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - a Path
-    """An empty database that several Store instances (replicas) can open: a SQLite file, or
-    the session's PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "shared.db")
-    url = request.getfixturevalue("postgres_url")
-    store = Store(url, pool_size=1)
-    empty_postgres(store)
-    store.close()
-    return url
