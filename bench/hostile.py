@@ -15,6 +15,7 @@ Run: ``python -m bench --only hostile`` (``--quick``: 16 clients for 10 s a phas
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -154,9 +155,25 @@ def seed(url: str) -> None:
     response.raise_for_status()
 
 
+def failed_upload(url: str, pid: int) -> dict:
+    """RSS before and after a 20 MB JSON Lines upload whose last line is broken (it fails)."""
+    lines = [json.dumps({"text": f"record {i} " + "word " * 40}) for i in range(90_000)]
+    body = ("\n".join(lines) + "\n{broken").encode()
+    before = rss_mb(pid)
+    response = httpx.post(f"{url}/api/documents", files={"files": ("big.jsonl", body)}, timeout=600)
+    time.sleep(2)  # let the request's memory go back
+    return {
+        "mb": len(body) / 1e6,
+        "status": response.status_code,
+        "rss_before_mb": before,
+        "rss_after_mb": rss_mb(pid),
+    }
+
+
 CLIENTS, SECONDS = 64, 45
 QUICK_CLIENTS, QUICK_SECONDS = 16, 10
 TARGET_P99_MS, TARGET_RSS_MB = 1000, 1536
+TARGET_KEPT_MB = 100  # memory a failed 20 MB upload may leave behind
 
 
 def run(quick: bool = False, clients: int | None = None, seconds: float | None = None) -> dict:
@@ -168,17 +185,31 @@ def run(quick: bool = False, clients: int | None = None, seconds: float | None =
         running_server(Path(tmp), timeout=600) as (url, proc, _),
     ):
         seed(url)
+        failed = failed_upload(url, proc.pid)
         requests = hostile_requests()  # built beforehand: a DOCX bomb takes seconds to deflate
         base = asyncio.run(phase(url, proc.pid, clients, seconds, []))
         loaded = asyncio.run(phase(url, proc.pid, clients, seconds, requests))
-    return {"clients": clients, "seconds": seconds, "baseline": base, "hostile": loaded}
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "failed_upload": failed,
+        "baseline": base,
+        "hostile": loaded,
+    }
 
 
 def rows(result: dict) -> list[Row]:
     """p50/p99 of ordinary requests alone and under hostile load; peak memory; errors."""
-    base, loaded = result["baseline"], result["hostile"]
+    base, loaded, failed = result["baseline"], result["hostile"], result["failed_upload"]
     load = f"{result['clients']} clients"
     return [
+        at_most(
+            f"RSS kept after a failed {failed['mb']:.0f} MB upload (answered {failed['status']})",
+            failed["rss_after_mb"] - failed["rss_before_mb"],
+            TARGET_KEPT_MB,
+            "MB",
+            digits=0,
+        ),
         Row(f"ordinary p50, {load}, alone", base["p50_ms"], "ms", digits=0),
         Row(f"ordinary p99, {load}, alone", base["p99_ms"], "ms", digits=0),
         Row(f"ordinary p50, {load}, hostile requests beside", loaded["p50_ms"], "ms", digits=0),
