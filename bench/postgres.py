@@ -21,7 +21,7 @@ from tests.support.postgres import temporary_database, unavailable
 from tests.support.server import running_server
 
 ENV = {"EMBEDSEARCH_BACKEND": "onnx-int8"}
-SUBSET_DOCS = 1000  # the documents judged for the test queries, then others up to this many
+SUBSET_DOCS = 0  # 0: the whole corpus; n: the judged documents, then others up to n
 
 
 def copy_store(source: Path, url: str) -> int:
@@ -60,8 +60,8 @@ def _record(chunk):  # noqa: ANN001, ANN202 - app.store.records types
 
 def run(quick: bool = False, workdir: Path | None = None, subset_docs: int = SUBSET_DOCS) -> dict:
     """nDCG@10 and recall@100 per mode on SciFact's test queries, SQLite and PostgreSQL, over
-    ``subset_docs`` documents (0: the whole corpus; embedding it takes tens of minutes on 2
-    loaded cores)."""
+    ``subset_docs`` documents (0: the whole corpus, about 4 minutes of embedding on 2 quiet
+    cores)."""
     if reason := unavailable():
         return {"skipped": reason}
     corpus = ingest.records()
