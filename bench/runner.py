@@ -39,6 +39,7 @@ BENCHES = {
     "replicas": False,  # needs PostgreSQL and nginx; 1, 2 and 3 replicas, started in turn
     "postgres": False,  # needs a PostgreSQL server; SciFact embedded once, searched on both stores
     "index_backends": False,  # FAISS against Qdrant: another SciFact ingest, 50k chunks thrice
+    "fusion": False,  # hybrid fusion on three sets in-process; embeds them once (cached)
 }
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("torch", "onnxruntime", "faiss-cpu", "sentence-transformers", "transformers", "numpy")
