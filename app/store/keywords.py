@@ -79,16 +79,19 @@ class Keywords(Connection):
                 found |= {row["id"]: row["text"] for row in marked}
         return found
 
-    def _match(self, collection_id: int, text: str) -> str:
-        """The full-text query for ``text``: its words but those common in the collection,
-        unless it has no others."""
+    def keyword_terms(self, collection_id: int, text: str) -> list[str]:
+        """The words of ``text`` that keyword search looks up: all but those common in the
+        collection, unless it has no others (an index that ranks text itself is sent these)."""
         words = fts_words(text)
         total = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])
         if total[0][0] <= COMMON_MIN:
-            return self.dialect.match(words)
+            return words
         cutoff = max(COMMON_SHARE * total[0][0], COMMON_MIN)
-        rare = [word for word in words if self._frequency(collection_id, word) <= cutoff]
-        return self.dialect.match(rare or words)
+        return [word for word in words if self._frequency(collection_id, word) <= cutoff] or words
+
+    def _match(self, collection_id: int, text: str) -> str:
+        """The full-text query for ``text``'s keyword terms."""
+        return self.dialect.match(self.keyword_terms(collection_id, text))
 
     def _frequency(self, collection_id: int, word: str) -> int:
         """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it)."""
