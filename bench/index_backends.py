@@ -9,7 +9,8 @@ POST /api/search per mode: document nDCG@10, and nDCG less FAISS's.
 Latency at scale: 50k synthetic chunks (seeded unit vectors, texts of words from a Zipf-like
 vocabulary) in one collection on each backend, searched in-process through ``Indexes`` (semantic:
 ``search``; hybrid: the backend's candidate lists, FTS5 + FAISS on FAISS): p50 per backend and its
-ratio to FAISS's, all in one run. ``--quick``: the SciFact subset and 5k chunks.
+ratio to FAISS's, all in one run. ``--quick``: the SciFact subset and 5k chunks. ``--workdir DIR``
+keeps the FAISS server's SciFact data, so a later run skips ingesting it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def scifact_run(root: Path, quick: bool) -> dict:
         env = BACKENDS[name]
         home = root / name
         if name != "faiss":
+            shutil.rmtree(home, ignore_errors=True)  # a kept workdir's copy from an earlier run
             shutil.copytree(root / "faiss" / "data", home / "data")
             started = time.perf_counter()
             # Still on FAISS with Qdrant configured, as a user migrating would be.
@@ -83,7 +85,7 @@ def scifact_run(root: Path, quick: bool) -> dict:
             migrate_index(current, Namespace(to="qdrant"))
             out["backends"][name] = {"migrate_s": time.perf_counter() - started}
         else:
-            home.mkdir(parents=True)
+            home.mkdir(parents=True, exist_ok=True)
             out["backends"][name] = {}
         server_env = {
             **env,
@@ -93,7 +95,7 @@ def scifact_run(root: Path, quick: bool) -> dict:
             running_server(home, server_env, timeout=900) as (url, proc, _),
             httpx.Client(base_url=url, timeout=600) as client,
         ):
-            if name == "faiss":
+            if name == "faiss" and not scifact.ingested(client, len(corpus)):
                 out["ingest"] = ingest.end_to_end(url, proc.pid, corpus, home / "data")
             result = out["backends"][name]
             for mode in scifact.MODES:
@@ -181,12 +183,16 @@ def scale_run(root: Path, count: int) -> dict:
     return out
 
 
-def run(quick: bool = False) -> dict:
-    """Both parts, in temporary directories."""
+def run(quick: bool = False, workdir: Path | None = None) -> dict:
+    """Both parts, in temporary directories; SciFact's FAISS server data kept under
+    ``workdir``/index_backends when given, and reused by later runs."""
     with tempfile.TemporaryDirectory(prefix="bench-index-backends-") as tmp:
         root = Path(tmp)
+        kept = (
+            workdir / f"index_backends{'-quick' if quick else ''}" if workdir else root / "scifact"
+        )
         return {
-            "scifact": scifact_run(root / "scifact", quick),
+            "scifact": scifact_run(kept, quick),
             "scale": scale_run(root / "scale", QUICK_SCALE if quick else SCALE),
         }
 

@@ -51,6 +51,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_level="info",
+        access_log=settings.access_log,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0

@@ -122,7 +122,12 @@ class Searcher:
         if self.indexes.ranks_text:
             # Qdrant: both lists in one request under one filter, once the query is embedded.
             vector = None if query.mode == "keyword" else self._query_vector(collection, query)
-            text = None if query.mode == "semantic" else query.text
+            text = None
+            if query.mode != "semantic" and query.text is not None:
+                # The words FTS5 would look up: Qdrant's BM25 then ranks as FTS5 does.
+                text = " ".join(self.store.keyword_terms(collection.id, query.text)) or None
+            if vector is None and text is None:
+                return [], [], None
             both = self.indexes.candidates(collection.id, vector, text, query.filters, DEPTH)
             return _top(both[0]), _top(both[1]), vector
         allowed = self._allowed(collection, query.filters)

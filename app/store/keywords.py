@@ -84,7 +84,7 @@ class Keywords(Connection):
         """How much of ``query`` chunk ``chunk_id`` holds, 0 to 1: the inverse document
         frequency of the query words it contains over that of all the words keyword search
         looks up (as BM25 weighs them, so a rare word counts more than a common one)."""
-        words = self._words(collection_id, query)
+        words = self.keyword_terms(collection_id, query)
         if not words:
             return 0.0
         total = self._chunk_count(collection_id)
@@ -94,20 +94,19 @@ class Keywords(Connection):
         held = {row[0] for row in self._tuples(sql, params)}
         return sum(w for i, w in enumerate(weights) if i in held) / sum(weights)
 
-    def _match(self, collection_id: int, text: str) -> str:
-        """The full-text query for ``text`` (see ``_words``)."""
-        return self.dialect.match(self._words(collection_id, text))
-
-    def _words(self, collection_id: int, text: str) -> list[str]:
-        """The words of ``text`` to look up: all but those common in the collection, unless it
-        has no others."""
+    def keyword_terms(self, collection_id: int, text: str) -> list[str]:
+        """The words of ``text`` that keyword search looks up: all but those common in the
+        collection, unless it has no others (an index that ranks text itself is sent these)."""
         words = fts_words(text)
         total = self._chunk_count(collection_id)
         if total <= COMMON_MIN:
             return words
         cutoff = max(COMMON_SHARE * total, COMMON_MIN)
-        rare = [word for word in words if self._frequency(collection_id, word) <= cutoff]
-        return rare or words
+        return [word for word in words if self._frequency(collection_id, word) <= cutoff] or words
+
+    def _match(self, collection_id: int, text: str) -> str:
+        """The full-text query for ``text``'s keyword terms."""
+        return self.dialect.match(self.keyword_terms(collection_id, text))
 
     def _chunk_count(self, collection_id: int) -> int:
         rows = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])

@@ -10,6 +10,7 @@ from app.search import Filters, Searcher, SearchQuery, Signal
 from app.search.query import MAX_RESULTS
 from app.search.search import KEYWORD_WEIGHT, fuse, keyword_weight, top
 from app.store.database import Store
+from app.store.keywords import COMMON_MIN
 from app.store.records import Collection
 from tests.support.documents import AddIndexed
 
@@ -269,3 +270,17 @@ def test_keyword_weight_ramps_with_coverage(coverage: float, weight: float) -> N
 def test_top_breaks_ties_by_id() -> None:
     ranking = top(np.array([5, 3, 9, 1]), np.array([0.5, 0.9, 0.5, 0.5]), 3)
     assert ranking == [(3, 0.9), (1, 0.5), (5, 0.5)]
+
+
+def test_both_backends_leave_out_words_common_in_the_collection(
+    searcher: Searcher, add: AddIndexed
+) -> None:
+    add("Reports", [f"the report number {n}" for n in range(COMMON_MIN)])
+    zebra = add("Zebra", ["the zebra"])
+    alone = searcher.search("default", SearchQuery("zebra", mode="keyword")).hits[0]
+    # "the" is in every chunk but one: FTS5 and Qdrant's BM25 alike rank by "zebra" alone.
+    [hit] = searcher.search("default", SearchQuery("the zebra", mode="keyword")).hits
+    assert hit.document.id == zebra
+    assert hit.keyword.score == pytest.approx(alone.keyword.score)
+    assert searcher.search("default", SearchQuery("the the", mode="keyword")).total > 1
+    assert searcher.search("default", SearchQuery("!!!", mode="keyword")).total == 0

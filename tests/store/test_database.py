@@ -380,6 +380,8 @@ def test_keyword_search_leaves_out_common_words_unless_nothing_else(
     sqlite_only(store, "PostgreSQL's English configuration drops 'the' as a stop word anyway")
     common = add_doc([f"the report number {n}" for n in range(COMMON_MIN)])
     rare = add_doc(["the zebra"])
+    assert store.keyword_terms(collection.id, "The zebra!") == ["zebra"]
+    assert store.keyword_terms(collection.id, "the the") == ["the"]
     assert store.keyword_search(collection.id, "the zebra", 50) == [
         (rare.chunk_ids[0], pytest.approx(store.keyword_search(collection.id, "zebra", 1)[0][1]))
     ]
