@@ -128,11 +128,12 @@ class CachedEmbedder:
     Each call's new vectors are appended as one ``.npz`` shard under ``cache/<backend>``.
     """
 
-    def __init__(self, encoder: Encoder, model: str, cache: Path) -> None:
+    def __init__(self, encoder: Encoder, model: str, cache: Path, name: str | None = None) -> None:
         self.encoder = encoder
         self.model = model
         self.backend = encoder.backend
-        self.folder = cache / encoder.backend
+        self.name = name or encoder.backend  # of the cache folder: the backend, or a build's file
+        self.folder = cache / self.name
         self.folder.mkdir(parents=True, exist_ok=True)
         self.vectors: dict[str, np.ndarray] = {}
         for shard in sorted(self.folder.glob("*.npz")):
@@ -166,14 +167,19 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def load_embedder(backend: str, cache: Path) -> CachedEmbedder:
-    """The bundled model on ``backend`` (its ONNX build from EMBEDSEARCH_MODELS_DIR), cached."""
+def load_embedder(backend: str, cache: Path, onnx: Path | None = None) -> CachedEmbedder:
+    """The bundled model on ``backend`` (its ONNX build from EMBEDSEARCH_MODELS_DIR), cached;
+    or the ONNX file ``onnx`` (a candidate build), cached under its file name."""
     from app.embeddings.backends import load_encoder
     from app.embeddings.models import bundled_minilm
+    from app.embeddings.onnx import OnnxEncoder
     from app.embeddings.onnx_build import ModelCache
 
     settings = Settings(_env_file=None)
     spec = bundled_minilm()
+    if onnx is not None:
+        candidate = OnnxEncoder(spec, onnx, backend=backend)
+        return CachedEmbedder(candidate, spec.id, cache, f"{backend}-{onnx.stem}")
     models = settings.models_dir or Path("data/models")
     encoder = load_encoder(spec, backend, cache=ModelCache(models))
     if encoder.backend != backend:
@@ -337,16 +343,17 @@ def run(
     backend: str = "onnx-int8",
     sets: tuple[str, ...] = SETS,
     dump: bool = False,
+    onnx: Path | None = None,
 ) -> dict:
     """Per set and split: the app's nDCG@10 in each mode, and each variant's."""
-    embedder = load_embedder(backend, cache_dir(cache))
-    out: dict = {"backend": embedder.backend, "sets": {}}
+    embedder = load_embedder(backend, cache_dir(cache), onnx)
+    out: dict = {"backend": embedder.name, "sets": {}}
     for name in ("banking77",) if quick else sets:
         start = time.perf_counter()
         loaded = ingest(BUILDERS[name](), embedder)
         candidates(loaded)
         if dump:
-            with (cache_dir(cache) / f"{name}-{embedder.backend}.pkl").open("wb") as f:
+            with (cache_dir(cache) / f"{name}-{embedder.name}.pkl").open("wb") as f:
                 pickle.dump((loaded.evalset, loaded.candidates), f)
         result: dict = {"documents": len(loaded.external), "chunks": loaded.chunks}
         for split in loaded.evalset.qrels:
@@ -396,11 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS)
     )
     parser.add_argument("--dump", action="store_true", help="pickle candidates to the cache")
+    parser.add_argument("--onnx", type=Path, help="an ONNX build to embed with instead")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
-    result = run(
-        cache=args.cache, backend=args.backend, sets=tuple(args.sets.split(",")), dump=args.dump
-    )
+    sets = tuple(args.sets.split(","))
+    result = run(cache=args.cache, backend=args.backend, sets=sets, dump=args.dump, onnx=args.onnx)
     print(table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
