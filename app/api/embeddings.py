@@ -4,21 +4,25 @@ The embeddings route is the server's hot path: at one short text per request, ev
 the model is a third of the work. So it reads its body itself: orjson parses it, a well-formed
 request of texts is checked by hand, and anything else (token ids, wrong types, bad JSON) goes
 through the pydantic model, whose errors answer exactly as FastAPI's own body validation would.
+And it is served by a ``LeanRoute``: documented like any other route, called without FastAPI's
+per-request dependency solving (a fifth of the event loop's time per request, measured).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from app.api.auth import require_key
+from app.api.auth import check_key, presented_key, require_key
 from app.api.deps import EngineDep
 from app.embeddings.engine import Engine
 
@@ -116,8 +120,20 @@ def _validated(data: Any) -> EmbeddingRequest:
         raise RequestValidationError(errors) from None
 
 
-async def create_embedding(request: Request, engine: EngineDep) -> Response:
+class LeanRoute(APIRoute):
+    """A route documented from its endpoint as usual, but called with the request alone: no
+    dependencies are solved, so the endpoint checks the API key itself."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint itself: it takes the request and returns a response."""
+        return self.endpoint
+
+
+async def create_embedding(request: Request) -> Response:
     """Create embeddings for the input (OpenAI-compatible)."""
+    state = request.app.state
+    check_key(presented_key(request), state.settings.api_keys)
+    engine: Engine = state.engine
     body = await embedding_request(request)
     result = await engine.aembed(body.input, body.model, body.dimensions)
     vectors = encode_vectors(result.vectors, body.encoding_format)
@@ -150,6 +166,7 @@ for path, op in (
         methods=["POST"],
         operation_id=op,
         openapi_extra={"requestBody": REQUEST_BODY},
+        route_class_override=LeanRoute,
     )
 
 
