@@ -43,7 +43,9 @@ log = logging.getLogger("embedsearch.ingest")
 
 BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
 EMBED_AHEAD = 2  # embedding calls in flight at once
-SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+SAVE_EVERY = 2.0  # least seconds between index saves during a job; saving is O(index size)
+# A save holds the index, so searches wait for it: the next waits 100x as long as the last took.
+SAVE_SPACING = 100
 REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
 NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
 
@@ -166,6 +168,7 @@ class Ingestor:
         done = 0
         target: Collection | None = None
         saved = reported = time.monotonic()
+        save_every = SAVE_EVERY
         parts: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
         failed: set[int] = set()  # documents one of whose batches failed
         for batch, results in self._embedded(_batches(planned, self.batch_chunks)):
@@ -187,9 +190,11 @@ class Ingestor:
                 if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
                     self._update(job_id, done=done, total=planned.total, result=summary(sources))
                     reported = time.monotonic()
-            if target is not None and time.monotonic() - saved > SAVE_EVERY:
+            if target is not None and time.monotonic() - saved > save_every:
+                start = time.monotonic()
                 self.indexes.save(target.id)
                 saved = time.monotonic()
+                save_every = max(SAVE_EVERY, SAVE_SPACING * (saved - start))
             self._update(job_id, done=done, total=planned.total, result=summary(sources))
             reported = time.monotonic()
         if target is not None:
