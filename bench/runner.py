@@ -40,6 +40,7 @@ BENCHES = {
     "postgres": False,  # needs a PostgreSQL server; SciFact embedded once, searched on both stores
     "index_backends": False,  # FAISS against Qdrant: another SciFact ingest, 50k chunks thrice
     "hostile": False,  # 64 clients for 45 s alone, then 45 s beside hostile requests of every kind
+    "fusion": False,  # hybrid fusion on three sets in-process; embeds them once (cached)
 }
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("torch", "onnxruntime", "faiss-cpu", "sentence-transformers", "transformers", "numpy")

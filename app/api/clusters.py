@@ -56,7 +56,9 @@ def create_clusters(
     k = requested_k(body.k)
     check_most_k(k, settings.max_clusters)
     collection = store.get_collection(body.collection)
-    stored = cluster_collection(store, collection, k, body.seed)
+    stored = cluster_collection(
+        store, collection, k, body.seed, ward_max=settings.ward_max_documents
+    )
     return clustering_body(collection, stored)
 
 

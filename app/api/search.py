@@ -105,6 +105,7 @@ def hit_json(hit: Hit, max_chars: int) -> dict[str, Any]:
             "semantic": hit.semantic and {"rank": hit.semantic.rank, "score": hit.semantic.score},
             "keyword": hit.keyword and {"rank": hit.keyword.rank, "score": hit.keyword.score},
             "fused": hit.fused,
+            "keyword_weight": hit.keyword_weight,
         },
     }
 

@@ -22,6 +22,7 @@ from sklearn.neighbors import kneighbors_graph
 
 from app.errors import BadRequest
 from app.search.labels import LABEL_CHARS, LABEL_TERMS, distinctive_terms
+from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.records import Collection, StoredClustering
 
@@ -36,9 +37,8 @@ MAX_AUTO_K = 50
 NEAREST = 5
 # Ward linkage over each document's nearest neighbours (then k-means from its clusters): on
 # BANKING77 (k=77) V-measure 0.806 against k-means++' 0.787-0.797. Its graph costs O(n^2) to
-# build, so larger collections use k-means++ alone.
+# build, so larger collections use k-means++ alone (EMBEDSEARCH_WARD_MAX_DOCUMENTS).
 WARD_NEIGHBORS = 10
-WARD_MAX_DOCUMENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,7 @@ def cluster_documents(
     texts: Sequence[str],
     k: int | None = None,
     seed: int = 0,
+    ward_max: int = DEFAULTS.ward_max_documents,
 ) -> Clustering:
     """Cluster documents (unit vectors, one per id) into k clusters, or an automatic k if None.
 
@@ -274,7 +275,7 @@ def cluster_documents(
     check_clusters(k, len(document_ids))
     auto = k is None
     silhouettes: dict[int, float] = {}
-    if len(vectors) > WARD_MAX_DOCUMENTS:
+    if len(vectors) > ward_max:
         if k is None:
             k, silhouettes = choose_k(vectors, seed)
         labels, centroids = kmeans(vectors, k, seed)
@@ -310,7 +311,11 @@ def cluster_documents(
 
 
 def cluster_collection(
-    store: Store, collection: Collection, k: int | None = None, seed: int = 0
+    store: Store,
+    collection: Collection,
+    k: int | None = None,
+    seed: int = 0,
+    ward_max: int = DEFAULTS.ward_max_documents,
 ) -> StoredClustering:
     """Cluster the collection's documents, store the result as its latest, and return it."""
     # ``collection.version`` was read before the vectors: a write landing while this runs
@@ -319,7 +324,7 @@ def cluster_collection(
     document_ids, vectors = document_vectors(chunk_documents, chunk_vectors)
     documents = store.document_texts(collection.id, LABEL_CHARS)
     texts = [documents.get(int(i), ("", ""))[1] for i in document_ids]
-    clustering = cluster_documents(document_ids, vectors, texts, k, seed)
+    clustering = cluster_documents(document_ids, vectors, texts, k, seed, ward_max)
     result = {
         "k": clustering.k,
         "auto": clustering.auto,

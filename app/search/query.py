@@ -86,6 +86,7 @@ class Hit:
     keyword: Signal | None
     fused: float | None
     similarity: float | None  # the chunk's raw cosine to the query (None in keyword mode)
+    keyword_weight: float | None = None  # what keyword scores counted in the fusion (hybrid)
 
 
 @dataclass(frozen=True)

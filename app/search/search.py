@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -36,25 +37,38 @@ from app.store.records import Collection
 
 DEPTH = 300  # candidate chunks taken from each ranking (more costs time, adds ~nothing)
 EXACT_LIMIT = 20_000  # a filter allowing at most this many chunks is scored exactly
-# The semantic share of the fused score (keyword has the rest), tuned on SciFact's train
-# queries: see bench/scifact.py.
-SEMANTIC_WEIGHT = 0.65
+# Hybrid fusion, chosen on the train queries of three sets (SciFact; AG News titles finding
+# their own article; BANKING77 questions finding their intent) with bench/fusion.py:
+# a hit's cosine plus KEYWORD_WEIGHT times its BM25 score over the best BM25 score, where the
+# keyword weight ramps from 0 to KEYWORD_WEIGHT as the best keyword hit holds COVERAGE_RAMP of the
+# query (by IDF; ``Store.keyword_coverage``). A keyword list whose best hit matches only a few
+# of the query's words (short titles, questions against short names) is mostly chance matches;
+# a fixed weight let such lists pull hybrid below semantic alone (BANKING77 -0.030).
+KEYWORD_WEIGHT = 0.4
+COVERAGE_RAMP = (0.2, 0.3)
 
 Ranking = list[tuple[int, float]]  # (id, score), best first
+K = TypeVar("K", int, str)  # what is ranked: chunk or document ids (the benchmark's own ids)
 
 
-def fuse(semantic: Signal | None, keyword: Signal | None, best: tuple[float, float]) -> float:
-    """A weighted sum of the two scores, each divided by its ranking's ``best`` score.
+def keyword_weight(coverage: float) -> float:
+    """How much the keyword ranking counts in a query whose best keyword hit holds
+    ``coverage`` (0 to 1) of the query: 0 below the ramp, KEYWORD_WEIGHT above it."""
+    low, high = COVERAGE_RAMP
+    return KEYWORD_WEIGHT * min(1.0, max(0.0, (coverage - low) / (high - low)))
 
-    Measured on SciFact (train queries), this beats reciprocal rank fusion (0.736 against
-    0.715 nDCG@10): how far ahead a hit is counts, not only its place.
-    """
-    total = 0.0
-    if semantic is not None:
-        total += SEMANTIC_WEIGHT * semantic.score / best[0]
-    if keyword is not None:
-        total += (1 - SEMANTIC_WEIGHT) * keyword.score / best[1]
-    return total
+
+def fuse(semantic: dict[K, Signal], keyword: dict[K, Signal], weight: float) -> dict[K, float]:
+    """Every id's fused score: its cosine (0 if the semantic ranking lacks it) plus ``weight``
+    times its keyword score over the keyword ranking's best."""
+    best = _best(keyword)
+    fused: dict[K, float] = {}
+    for key in semantic.keys() | keyword.keys():
+        total = s.score if (s := semantic.get(key)) is not None else 0.0
+        if (k := keyword.get(key)) is not None:
+            total += weight * k.score / best
+        fused[key] = total
+    return fused
 
 
 class Searcher:
@@ -78,7 +92,8 @@ class Searcher:
         if not collection.chunks:
             return Page([], 0, empty_message(collection))
         semantic, keyword, vector = self._candidates(collection, query)
-        ranked = self._rank(query, semantic, keyword)
+        weight = self._keyword_weight(collection, query, keyword)
+        ranked = self._rank(query, semantic, keyword, weight)
         cosines: dict[int, float] = {}
         if vector is not None:
             cosines = chunk_cosines(
@@ -87,7 +102,17 @@ class Searcher:
             if query.min_score is not None:
                 ranked = [i for i in ranked if cosines.get(i.chunk_id, -2) >= query.min_score]
         page = ranked[query.offset : query.offset + query.k]
-        return Page(self._hits(query, page, cosines), len(ranked))
+        return Page(self._hits(query, page, cosines, weight), len(ranked))
+
+    def _keyword_weight(
+        self, collection: Collection, query: SearchQuery, keyword: Ranking
+    ) -> float | None:
+        """The keyword ranking's weight in a hybrid search (None in the other modes)."""
+        if query.mode != "hybrid":
+            return None
+        if not keyword or query.text is None:
+            return 0.0
+        return keyword_weight(self.store.keyword_coverage(collection.id, query.text, keyword[0][0]))
 
     def _candidates(
         self, collection: Collection, query: SearchQuery
@@ -168,17 +193,22 @@ class Searcher:
         found = ids[0] >= 0
         return top(ids[0][found], scores[0][found], k)
 
-    def _rank(self, query: SearchQuery, semantic: Ranking, keyword: Ranking) -> list[_Ranked]:
+    def _rank(
+        self, query: SearchQuery, semantic: Ranking, keyword: Ranking, weight: float | None
+    ) -> list[_Ranked]:
         """Every candidate, fused and ordered, grouped by document if asked."""
         chunk_signals = (_signals(semantic), _signals(keyword))
         if query.group_by == "chunk":
-            return _order(query.mode, *chunk_signals)
+            return _order(query.mode, *chunk_signals, weight)
         owners = self.store.chunk_documents({i for i, _ in semantic + keyword})
         documents = _order(
-            query.mode, _signals(_best_per(semantic, owners)), _signals(_best_per(keyword, owners))
+            query.mode,
+            _signals(_best_per(semantic, owners)),
+            _signals(_best_per(keyword, owners)),
+            weight,
         )
         # Each document shows its best chunk by the same scoring, not by one ranking alone.
-        chunks = _order(query.mode, *chunk_signals)
+        chunks = _order(query.mode, *chunk_signals, weight)
         best_chunk: dict[int, int] = {}
         for item in chunks:
             if item.id in owners:  # else deleted since it was ranked
@@ -191,7 +221,11 @@ class Searcher:
         ]
 
     def _hits(
-        self, query: SearchQuery, page: list[_Ranked], cosines: dict[int, float]
+        self,
+        query: SearchQuery,
+        page: list[_Ranked],
+        cosines: dict[int, float],
+        weight: float | None,
     ) -> list[Hit]:
         """Hits with their documents, chunks, snippets and cosine similarities."""
         chunks = self.store.get_chunks_by_id(item.chunk_id for item in page)
@@ -208,6 +242,7 @@ class Searcher:
                 keyword=item.keyword,
                 fused=item.fused,
                 similarity=cosines.get(item.chunk_id),
+                keyword_weight=weight,
             )
             for n, item in enumerate(page, 1)
             if item.chunk_id in chunks  # deleted since it was ranked
@@ -323,19 +358,21 @@ def empty_message(collection: Collection) -> str:
     )
 
 
-def _order(mode: str, semantic: dict[int, Signal], keyword: dict[int, Signal]) -> list[_Ranked]:
-    """Ids from either ranking by the mode's score, best first, ties by id."""
+def _order(
+    mode: str, semantic: dict[int, Signal], keyword: dict[int, Signal], weight: float | None
+) -> list[_Ranked]:
+    """Ids from either ranking by the mode's score (hybrid: keyword counts ``weight``), best
+    first, ties by id."""
     if mode == "semantic":
         ranked = [_Ranked(key, s.score, s, None, None, key) for key, s in semantic.items()]
     elif mode == "keyword":
         ranked = [_Ranked(key, k.score, None, k, None, key) for key, k in keyword.items()]
     else:
-        best = (_best(semantic), _best(keyword))
-        ranked = []
-        for key in semantic.keys() | keyword.keys():
-            s, k = semantic.get(key), keyword.get(key)
-            fused = fuse(s, k, best)
-            ranked.append(_Ranked(key, fused, s, k, fused, key))
+        fused = fuse(semantic, keyword, weight or 0.0)
+        ranked = [
+            _Ranked(key, score, semantic.get(key), keyword.get(key), score, key)
+            for key, score in fused.items()
+        ]
     ranked.sort(key=lambda item: (-item.score, item.id))
     return ranked
 
@@ -345,7 +382,7 @@ def _signals(ranking: Ranking) -> dict[int, Signal]:
     return {key: Signal(rank, score) for rank, (key, score) in enumerate(ranking, 1)}
 
 
-def _best(signals: dict[int, Signal]) -> float:
+def _best(signals: dict[K, Signal]) -> float:
     """The top score of a ranking, to scale the others by (1 when it is not positive)."""
     top_score = max((signal.score for signal in signals.values()), default=1.0)
     return top_score if top_score > 0 else 1.0

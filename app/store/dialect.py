@@ -105,6 +105,12 @@ class Dialect(Protocol):
         """SQL and parameters counting the collection's chunks that match."""
         ...
 
+    def words_in_chunk(
+        self, collection_id: int, matches: list[str], chunk_id: int
+    ) -> tuple[str, list[Any]]:
+        """SQL and parameters for the positions in ``matches`` (one word each) the chunk matches."""
+        ...
+
     types: dict[str, str]  # column types the shared schema names: serial, blob, float
 
     def migrate(self, conn: Conn, version: int) -> None:

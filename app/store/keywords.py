@@ -5,6 +5,7 @@ SQLite ranks with FTS5's BM25, PostgreSQL with ``ts_rank``; the SQL is in each d
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,19 +80,37 @@ class Keywords(Connection):
                 found |= {row["id"]: row["text"] for row in marked}
         return found
 
+    def keyword_coverage(self, collection_id: int, query: str, chunk_id: int) -> float:
+        """How much of ``query`` chunk ``chunk_id`` holds, 0 to 1: the inverse document
+        frequency of the query words it contains over that of all the words keyword search
+        looks up (as BM25 weighs them, so a rare word counts more than a common one)."""
+        words = self.keyword_terms(collection_id, query)
+        if not words:
+            return 0.0
+        total = self._chunk_count(collection_id)
+        weights = [_idf(total, self._frequency(collection_id, word)) for word in words]
+        matches = [self.dialect.match([word]) for word in words]
+        sql, params = self.dialect.words_in_chunk(collection_id, matches, chunk_id)
+        held = {row[0] for row in self._tuples(sql, params)}
+        return sum(w for i, w in enumerate(weights) if i in held) / sum(weights)
+
     def keyword_terms(self, collection_id: int, text: str) -> list[str]:
         """The words of ``text`` that keyword search looks up: all but those common in the
         collection, unless it has no others (an index that ranks text itself is sent these)."""
         words = fts_words(text)
-        total = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])
-        if total[0][0] <= COMMON_MIN:
+        total = self._chunk_count(collection_id)
+        if total <= COMMON_MIN:
             return words
-        cutoff = max(COMMON_SHARE * total[0][0], COMMON_MIN)
+        cutoff = max(COMMON_SHARE * total, COMMON_MIN)
         return [word for word in words if self._frequency(collection_id, word) <= cutoff] or words
 
     def _match(self, collection_id: int, text: str) -> str:
         """The full-text query for ``text``'s keyword terms."""
         return self.dialect.match(self.keyword_terms(collection_id, text))
+
+    def _chunk_count(self, collection_id: int) -> int:
+        rows = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])
+        return int(rows[0][0])
 
     def _frequency(self, collection_id: int, word: str) -> int:
         """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it)."""
@@ -102,3 +121,8 @@ class Keywords(Connection):
             sql, params = self.dialect.word_frequency(collection_id, self.dialect.match([word]))
             self._frequencies[key] = self._tuples(sql, params)[0][0]
         return self._frequencies[key]
+
+
+def _idf(total: int, frequency: int) -> float:
+    """A word's inverse document frequency as FTS5's BM25 computes it (never below 1e-6)."""
+    return max(math.log((total - frequency + 0.5) / (frequency + 0.5)), 1e-6)

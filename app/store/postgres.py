@@ -173,6 +173,14 @@ class Postgres:
         )
         return sql, [options, match, collection_id, chunk_ids]
 
+    def words_in_chunk(
+        self, collection_id: int, matches: list[str], chunk_id: int
+    ) -> tuple[str, list[Any]]:
+        """The positions in ``matches`` (one word each) of those the chunk matches."""
+        one = "SELECT ?::int FROM chunks WHERE id = ? AND tsv @@ to_tsquery('english', ?)"
+        params = [value for i, match in enumerate(matches) for value in (i, chunk_id, match)]
+        return " UNION ALL ".join([one] * len(matches)), params
+
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:
         """How many of the collection's chunks match."""
         sql = (

@@ -155,6 +155,15 @@ class SQLite:
         )
         return sql, [before, after, match, chunk_ids]
 
+    def words_in_chunk(
+        self, collection_id: int, matches: list[str], chunk_id: int
+    ) -> tuple[str, list[Any]]:
+        """The positions in ``matches`` (one word each) of those the chunk matches."""
+        fts = fts_table(collection_id)
+        one = f"SELECT ? FROM {fts} WHERE {fts} MATCH ? AND rowid = ?"
+        params = [value for i, match in enumerate(matches) for value in (i, match, chunk_id)]
+        return " UNION ALL ".join([one] * len(matches)), params
+
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:
         """How many of the collection's chunks match."""
         fts = fts_table(collection_id)

@@ -244,7 +244,8 @@ def run_clustering(
     """Cluster a collection (k clusters, or automatic), then show the result."""
     try:
         check_most_k(requested := whole_number(k), settings.max_clusters)
-        cluster_collection(store, store.get_collection(collection), requested)
+        target = store.get_collection(collection)
+        cluster_collection(store, target, requested, ward_max=settings.ward_max_documents)
     except AppError as exc:
         return clusters_view(request, store, collection, exc.message)
     return RedirectResponse(f"/clusters?{urlencode({'collection': collection})}", status_code=303)

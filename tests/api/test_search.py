@@ -38,6 +38,7 @@ def test_search_hit_shape(loaded: TestClient) -> None:
     explanation = hit["explanation"]
     assert explanation["semantic"]["rank"] == 1 and explanation["keyword"]["rank"] == 1
     assert hit["score"] == explanation["fused"]
+    assert 0 < explanation["keyword_weight"] <= 0.4
 
 
 def test_get_search(loaded: TestClient) -> None:

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import silhouette_score, v_measure_score
 
 from app.errors import BadRequest
+from app.search import clusters
 from app.search.clusters import (
     check_clusters,
     choose_k,
@@ -182,6 +183,20 @@ def test_terms_common_to_most_clusters_name_none() -> None:
 def test_check_k_refuses_impossible_requests(k: int | None, documents: int, message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         check_clusters(k, documents)
+
+
+@pytest.mark.parametrize(("ward_max", "uses_ward"), [(100, True), (29, False)])
+def test_ward_seeds_k_means_up_to_the_configured_size(
+    monkeypatch: pytest.MonkeyPatch, ward_max: int, uses_ward: bool
+) -> None:
+    vectors, truth = blobs(np.random.default_rng(5), 3, 10, spread=0.2)
+    called = []
+    original = clusters.ward
+    monkeypatch.setattr(clusters, "ward", lambda v: called.append(len(v)) or original(v))
+    texts = ["text"] * len(truth)
+    result = cluster_documents(np.arange(len(truth)), vectors, texts, 3, ward_max=ward_max)
+    assert called == ([30] if uses_ward else [])
+    assert v_measure_score(truth, result.assignments) == pytest.approx(1.0)
 
 
 def test_clusters_are_numbered_by_size_with_labels_and_nearest_documents() -> None:

@@ -8,7 +8,7 @@ import pytest
 from app.errors import BadRequest, NotFound
 from app.search import Filters, Searcher, SearchQuery, Signal
 from app.search.query import MAX_RESULTS
-from app.search.search import SEMANTIC_WEIGHT, fuse, top
+from app.search.search import KEYWORD_WEIGHT, fuse, keyword_weight, top
 from app.store.database import Store
 from app.store.keywords import COMMON_MIN
 from app.store.records import Collection
@@ -64,9 +64,22 @@ def test_hybrid_explains_both_rankings(searcher: Searcher, corpus: dict) -> None
     assert hit.chunk.text.startswith("A puppy")  # the document's best chunk
     assert hit.semantic == Signal(1, pytest.approx(hit.semantic.score))
     assert hit.keyword is not None and hit.keyword.rank == 1
-    # Both rankings put it first, so it has the most a fused score can be.
-    assert hit.fused == pytest.approx(1.0)
+    # The best keyword hit holds every word of the query: keyword counts fully.
+    assert hit.keyword_weight == pytest.approx(KEYWORD_WEIGHT)
+    # Both rankings put it first: its cosine plus the whole keyword weight.
+    assert hit.fused == pytest.approx(hit.semantic.score + KEYWORD_WEIGHT)
     assert hit.score == hit.fused
+
+
+def test_keyword_counts_little_when_its_best_hit_holds_little_of_the_query(
+    searcher: Searcher, corpus: dict
+) -> None:
+    query = SearchQuery("puppy quantum entanglement of distant photons in a vacuum chamber")
+    hits = searcher.search("default", query).hits
+    assert all(hit.keyword_weight == 0 for hit in hits)
+    assert all(hit.fused == pytest.approx(hit.semantic.score) for hit in hits if hit.semantic)
+    semantic = searcher.search("default", SearchQuery(query.text, mode="semantic")).hits
+    assert [h.document.id for h in hits[: len(semantic)]] == [h.document.id for h in semantic]
 
 
 def test_group_by_chunk_returns_chunks(searcher: Searcher, corpus: dict) -> None:
@@ -231,13 +244,27 @@ def test_unknown_ids(searcher: Searcher) -> None:
         searcher.chunk_neighbors(999, 3)
 
 
-def test_fuse_weighs_scaled_scores() -> None:
-    best = (0.8, 10.0)
-    assert fuse(Signal(1, 0.8), Signal(1, 10.0), best) == pytest.approx(1.0)
-    assert fuse(Signal(2, 0.4), None, best) == pytest.approx(SEMANTIC_WEIGHT / 2)
-    assert fuse(None, Signal(3, 5.0), best) == pytest.approx((1 - SEMANTIC_WEIGHT) / 2)
-    # Agreement beats one ranking's top hit.
-    assert fuse(Signal(2, 0.7), Signal(2, 8.0), best) > fuse(Signal(1, 0.8), None, best)
+def test_fuse_adds_the_weighted_scaled_keyword_score_to_the_cosine() -> None:
+    semantic = {1: Signal(1, 0.8), 2: Signal(2, 0.7)}
+    keyword = {1: Signal(2, 5.0), 3: Signal(1, 10.0)}
+    fused = fuse(semantic, keyword, 0.4)
+    assert fused == pytest.approx({1: 0.8 + 0.4 * 0.5, 2: 0.7, 3: 0.4})
+    assert fuse(semantic, keyword, 0.0) == pytest.approx({1: 0.8, 2: 0.7, 3: 0.0})
+    assert fuse(semantic, {}, 0.4) == pytest.approx({1: 0.8, 2: 0.7})
+
+
+@pytest.mark.parametrize(
+    ("coverage", "weight"),
+    [
+        (0.0, 0.0),
+        (0.2, 0.0),
+        (0.25, KEYWORD_WEIGHT / 2),
+        (0.3, KEYWORD_WEIGHT),
+        (1.0, KEYWORD_WEIGHT),
+    ],
+)
+def test_keyword_weight_ramps_with_coverage(coverage: float, weight: float) -> None:
+    assert keyword_weight(coverage) == pytest.approx(weight)
 
 
 def test_top_breaks_ties_by_id() -> None:

@@ -352,6 +352,28 @@ def test_fts_query_quotes_every_word_once(store: Store) -> None:
     assert store.dialect.match(fts_words("🔥 (( -- *")) == ""
 
 
+def test_keyword_coverage_weighs_the_query_words_a_chunk_holds_by_rarity(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    result = add_doc(
+        [
+            "zebras graze on the savanna",
+            "the savanna is wide and the sun is hot",
+            "the sun sets over the savanna",
+            "giraffes and the zebra drink at the river",
+            *(f"unrelated note number {n}" for n in range(8)),
+        ]
+    )
+    zebra, savanna, _, giraffe = result.chunk_ids[:4]
+    # "zebra" is in 2 of 12 chunks, "savanna" in 3: holding "zebra" covers more than "savanna".
+    holds_zebra = store.keyword_coverage(collection.id, "zebra savanna", giraffe)
+    holds_savanna = store.keyword_coverage(collection.id, "zebra savanna", savanna)
+    assert 0 < holds_savanna < holds_zebra < 1
+    assert store.keyword_coverage(collection.id, "zebras grazing savanna", zebra) == 1.0
+    assert store.keyword_coverage(collection.id, "penguin", zebra) == 0.0
+    assert store.keyword_coverage(collection.id, "🔥 ((", zebra) == 0.0
+
+
 def test_keyword_search_leaves_out_common_words_unless_nothing_else(
     store: Store, collection: Collection, add_doc: AddDoc
 ) -> None:
