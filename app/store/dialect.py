@@ -90,9 +90,15 @@ class Dialect(Protocol):
         ...
 
     def keyword_search(
-        self, collection_id: int, match: str, limit: int, document_ids: Any | None
+        self,
+        collection_id: int,
+        words: list[str],
+        weights: list[float],
+        limit: int,
+        document_ids: Any | None,
     ) -> tuple[str, list[Any]]:
-        """SQL and parameters for (id, score) matches, best first, higher scores better."""
+        """SQL and parameters for (id, score) matches of any of ``words``, best first, higher
+        scores better; ``weights`` are the words' IDF where the ranking has none of its own."""
         ...
 
     def highlight(
@@ -112,6 +118,7 @@ class Dialect(Protocol):
         ...
 
     types: dict[str, str]  # column types the shared schema names: serial, blob, float
+    weighs_words: bool  # whether its ranking weighs words by rarity itself (BM25 does)
 
     def migrate(self, conn: Conn, version: int) -> None:
         """This database's own steps of a schema migration (see ``app.store.migrations``)."""

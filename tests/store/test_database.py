@@ -484,3 +484,14 @@ def test_concurrent_writers_from_threads(
     assert errors == []
     assert counts(store) == (40, 80, 80)
     assert store.get_collection("notes").version == collection.version + 40
+
+
+def test_a_rare_word_outranks_a_common_one(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    # PostgreSQL's ts_rank has no IDF of its own: the store weighs each word by it.
+    add_doc(["apple juice"] * 10)
+    kiwi = add_doc(["kiwi juice"])  # as long as the others, so only the words' rarity differs
+    found = store.keyword_search(collection.id, "apple kiwi", 20)
+    assert found[0][0] == kiwi.chunk_ids[0]
+    assert len(found) == 11
