@@ -108,7 +108,8 @@ class Dialect(Protocol):
         ...
 
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:
-        """SQL and parameters counting the collection's chunks that match."""
+        """SQL and parameters counting the collection's chunks that match; -1 for a word the
+        database never searches (a stop word)."""
         ...
 
     def words_in_chunk(
@@ -119,6 +120,7 @@ class Dialect(Protocol):
 
     types: dict[str, str]  # column types the shared schema names: serial, blob, float
     weighs_words: bool  # whether its ranking weighs words by rarity itself (BM25 does)
+    drops_stop_words: bool  # whether its full-text search leaves out words like "the"
 
     def migrate(self, conn: Conn, version: int) -> None:
         """This database's own steps of a schema migration (see ``app.store.migrations``)."""

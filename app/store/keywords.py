@@ -99,6 +99,8 @@ class Keywords(Connection):
         """The words of ``text`` that keyword search looks up: all but those common in the
         collection, unless it has no others (an index that ranks text itself is sent these)."""
         words = fts_words(text)
+        if self.dialect.drops_stop_words:  # never searched: they would only lower coverage
+            words = [word for word in words if self._frequency(collection_id, word) >= 0]
         total = self._chunk_count(collection_id)
         if total <= COMMON_MIN:
             return words
@@ -119,7 +121,8 @@ class Keywords(Connection):
         return int(rows[0][0])
 
     def _frequency(self, collection_id: int, word: str) -> int:
-        """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it)."""
+        """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it);
+        -1 for a word the database never searches."""
         key = (collection_id, word)
         if key not in self._frequencies:
             if len(self._frequencies) > 100_000:  # only between writes, but words are endless

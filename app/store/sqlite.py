@@ -27,6 +27,7 @@ class SQLite:
     # AUTOINCREMENT so ids are never reused: a chunk id is a FAISS id, and a reused id would
     # silently attach an old vector in a not-yet-repaired index to a new chunk.
     weighs_words = True  # FTS5's BM25
+    drops_stop_words = False
     types = {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "float": "REAL"}
     # The documents of files synced from a folder (app.ingest.synced): their path and file hash.
     file_documents = (
