@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.embeddings.encoder import Encoder
-from app.embeddings.guard import GUARD_MIN_COSINE
+from app.embeddings.guard import GUARD_MIN_COSINE, GUARD_WORST_COSINE
 from app.embeddings.models import ModelSpec
 from app.embeddings.onnx import OnnxEncoder
 from app.embeddings.onnx_build import ModelCache
@@ -30,8 +30,9 @@ def load_onnx(spec: ModelSpec, backend: str, cache: ModelCache, threads: int) ->
     build = cache.get(spec, backend)
     if not build.passed:
         raise BackendUnavailable(
-            f"quality guard failed: mean cosine {build.guard['mean_cosine']:.4f} to torch "
-            f"< {GUARD_MIN_COSINE}"
+            f"quality guard failed: mean cosine {build.guard['mean_cosine']:.4f} to torch, "
+            f"worst text {build.guard.get('min_cosine', float('nan')):.4f}; it needs at least "
+            f"{GUARD_MIN_COSINE} and {GUARD_WORST_COSINE}"
         )
     log.info(
         "Model %s on %s (guard mean cosine %.4f)", spec.id, backend, build.guard["mean_cosine"]
@@ -48,7 +49,7 @@ def compatible_backends(a: str, b: str) -> bool:
     """Whether vectors made by backends ``a`` and ``b`` may share a collection.
 
     torch, onnx and onnx-int8 are compatible: an ONNX backend only serves if its guard passed
-    (mean cosine to torch at least GUARD_MIN_COSINE), otherwise the server runs torch. Anything
+    (mean cosine to torch at least GUARD_MIN_COSINE, worst text GUARD_WORST_COSINE), otherwise the server runs torch. Anything
     else (a remote service) is compatible only with itself.
     """
     return a == b or (a in BACKENDS and b in BACKENDS)
