@@ -10,7 +10,7 @@ from app.embeddings.encoder import Encoder
 from app.embeddings.guard import GUARD_MIN_COSINE, GUARD_WORST_COSINE
 from app.embeddings.models import ModelSpec
 from app.embeddings.onnx import OnnxEncoder
-from app.embeddings.onnx_build import ModelCache
+from app.embeddings.onnx_build import FLOAT_FFN_LAYERS, ModelCache
 from app.embeddings.torch_encoder import SentenceTransformerEncoder
 
 log = logging.getLogger("embedsearch.onnx")
@@ -61,11 +61,15 @@ def load_encoder(
     models_dir: Path | None = None,
     threads: int = 0,
     cache: ModelCache | None = None,
+    float_layers: int = FLOAT_FFN_LAYERS,
 ) -> Encoder:
-    """The encoder for ``backend``; torch (with the reason in ``fallback``) if it cannot serve."""
+    """The encoder for ``backend``; torch (with the reason in ``fallback``) if it cannot serve.
+
+    ``float_layers``: feed-forward output projections an int8 build keeps in fp32.
+    """
     if backend not in LOADERS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    cache = cache or ModelCache(models_dir or Path("data/models"), threads=threads)
+    cache = cache or ModelCache(models_dir or Path("data/models"), threads, float_layers)
     if backend == "torch":
         return LOADERS["torch"](spec, backend, cache, threads)
     try:

@@ -34,7 +34,7 @@ import re
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -184,9 +184,10 @@ class Build:
 class ModelCache:
     """ONNX builds of served models under ``<root>/<model>/<backend>/`` with a ``build.json``."""
 
-    def __init__(self, root: Path, threads: int = 0) -> None:
+    def __init__(self, root: Path, threads: int = 0, float_layers: int = FLOAT_FFN_LAYERS) -> None:
         self.root = Path(root)
         self.threads = threads
+        self.float_layers = float_layers  # of an int8 build (Quantization.float_ffn_layers)
 
     def directory(self, spec: ModelSpec, backend: str) -> Path:
         return self.root / spec.id / backend
@@ -195,7 +196,12 @@ class ModelCache:
         """The build for this model and backend, built (and guarded) unless a valid one exists."""
         if backend not in ONNX_BACKENDS:
             raise ValueError(f"Not an ONNX backend: {backend!r}")
-        quantization = (quantization or quantization_for_cpu()) if backend == "onnx-int8" else None
+        if backend == "onnx-int8":
+            quantization = quantization or replace(
+                quantization_for_cpu(), float_ffn_layers=self.float_layers
+            )
+        else:
+            quantization = None
         wanted = wanted_record(spec, backend, quantization)
         directory = self.directory(spec, backend)
         record = self._read_record(directory)

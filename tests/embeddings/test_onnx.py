@@ -104,6 +104,14 @@ def test_changed_weights_versions_or_quantization_rebuild(
     assert fake_build.exports == 6  # other layers kept in fp32
 
 
+def test_the_cache_builds_int8_with_its_float_layers(
+    fake_build: Calls, spec: ModelSpec, tmp_path: Path
+) -> None:
+    ModelCache(tmp_path / "models", float_layers=1).get(spec, "onnx-int8")
+    assert fake_build.quantized[-1].float_ffn_layers == 1
+    assert fake_build.quantized[-1].float_embeddings
+
+
 def test_a_corrupt_record_rebuilds(fake_build: Calls, spec: ModelSpec, tmp_path: Path) -> None:
     cache = ModelCache(tmp_path / "models")
     build = cache.get(spec, "onnx")
