@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.embeddings.encoder import Encoder
+from app.embeddings.encoder import Encoder, EncodeRows
 from app.embeddings.models import ModelRegistry, ModelSpec
 from app.embeddings.queue import Item, Lanes, Priority, Request, deliver, settle
 from app.embeddings.token_ids import TokenIdMode, decode_openai, unknown_id
@@ -322,8 +322,13 @@ class Engine:
 
     def _run_batch(self, batch: list[Item]) -> None:
         self.metrics.batch_size.observe(len(batch))
+        encoder = batch[0][0].encoder
+        rows: EncodeRows | None = getattr(encoder, "encode_rows", None)
         try:
-            vectors = batch[0][0].encoder.encode([request.seqs[i] for request, i in batch])
+            if rows is not None and encoder.concurrency > 1:
+                batch, vectors = self._run_rows(rows, batch)
+            else:
+                vectors = encoder.encode([request.seqs[i] for request, i in batch])
         except Exception as exc:
             log.exception("Model batch failed")
             settle([request.fail(exc) for request in {r: None for r, _ in batch}])
@@ -331,6 +336,25 @@ class Engine:
         with self._delivering:
             finished = deliver(batch, vectors)
         settle(finished)
+
+    def _run_rows(
+        self, encode_rows: EncodeRows, batch: list[Item]
+    ) -> tuple[list[Item], np.ndarray]:
+        """Run a batch row by row until a more urgent request is queued (a search need not wait
+        for a round of bulk rows); put the rows not run back in their lanes. The rows run, and
+        their vectors."""
+        priority = batch[0][0].priority
+        rows = encode_rows([request.seqs[i] for request, i in batch])
+        vectors = []
+        for vector in rows:
+            vectors.append(vector)
+            if len(vectors) < len(batch) and self._queue.more_urgent(priority):
+                rows.close()
+                with self._cond:
+                    self._queue.requeue(batch[len(vectors) :])
+                    self._cond.notify()
+                break
+        return batch[: len(vectors)], np.stack(vectors)
 
 
 def _size(inputs: Inputs) -> int:

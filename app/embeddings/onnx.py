@@ -4,6 +4,7 @@ it (built and guarded by ``app.embeddings.onnx_build``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,8 @@ class OnnxEncoder(SentenceEncoder):
 
     def encode(self, batch: list[list[int]]) -> np.ndarray:
         """Run one padded batch: ORT for token embeddings, then the model's heads."""
+        if self._alone and self._numpy_heads:
+            return np.stack(list(self.encode_rows(batch)))
         input_ids, mask = self.pad(batch)
         if not self._alone:
             tokens = self._run(input_ids, mask)
@@ -75,12 +78,21 @@ class OnnxEncoder(SentenceEncoder):
             self._run(input_ids[row : row + 1, :end], mask[row : row + 1, :end])
             for row, end in enumerate(ends)
         ]
-        if self._numpy_heads:  # a row alone has no padding: its mean is over all its tokens
-            return _normalized(np.stack([out[0].mean(axis=0) for out in runs]))
         tokens = np.zeros((*input_ids.shape, runs[0].shape[-1]), np.float32)
         for row, (end, out) in enumerate(zip(ends, runs, strict=True)):
             tokens[row, :end] = out[0]
         return self._torch_heads(input_ids, mask, tokens)
+
+    def encode_rows(self, batch: list[list[int]]) -> Generator[np.ndarray, None, None]:
+        """Each row's vector in turn, each row run alone (the int8 model's way)."""
+        if not (self._alone and self._numpy_heads):
+            yield from self.encode(batch)
+            return
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        for ids in batch:  # a row alone has no padding: its mean is over all its tokens
+            input_ids = np.array([[cls, *ids, sep]], dtype=np.int64)
+            tokens = self._run(input_ids, np.ones_like(input_ids))[0]
+            yield _normalized(tokens.mean(axis=0, keepdims=True))[0]
 
     def _torch_heads(
         self, input_ids: np.ndarray, mask: np.ndarray, tokens: np.ndarray

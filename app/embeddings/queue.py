@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from app.embeddings.encoder import PIECE_ROWS, Encoder
+from app.embeddings.encoder import PIECE_ROWS, ROUND_TOKENS_ALONE, Encoder
 from app.errors import RateLimited
 
 
@@ -39,6 +39,7 @@ class Request:
     vectors: np.ndarray
     remaining: int
     future: Future[np.ndarray] = field(default_factory=Future)
+    priority: Priority = Priority.API
     # An async caller's waiter, woken on its own loop by ``settle``.
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[np.ndarray] | None = None
@@ -72,28 +73,42 @@ class Lanes:
                 "Too many inputs are waiting for the model; retry shortly.",
                 headers={"Retry-After": "1"},
             )
+        request.priority = priority
         self.lanes[priority].extend((request, i) for i in order)
+
+    def more_urgent(self, priority: Priority) -> bool:
+        """Whether a lane above ``priority`` holds anything (a hint: read without the lock)."""
+        return any(self.lanes[:priority])
+
+    def requeue(self, items: list[Item]) -> None:
+        """Put inputs taken but not run back at the head of their lanes, in order."""
+        for item in reversed(items):
+            self.lanes[item[0].priority].appendleft(item)
 
     def take(self, workers: int, max_tokens: int) -> list[Item]:
         """The oldest inputs of the most urgent lane: one encoder, at most ``max_tokens`` and
-        one worker's share; a few rows for an encoder that runs rows alone."""
+        one worker's share; a few rows (and tokens) for an encoder that runs rows alone."""
         queue = next((lane for lane in self.lanes if lane), None)
         if queue is None:
             return []
         share = -(-len(queue) // workers)
         if queue[0][0].encoder.concurrency > 1:
             share = min(share, PIECE_ROWS)
+            max_tokens = min(max_tokens, ROUND_TOKENS_ALONE)
         taken: list[Item] = []
         tokens = 0
-        while queue and tokens < max_tokens and len(taken) < share:
+        while queue and len(taken) < share:
             request, i = queue[0]
             if request.future.done():  # cancelled or failed: skip its remaining inputs
                 queue.popleft()
                 continue
-            if taken and request.encoder is not taken[0][0].encoder:
+            width = len(request.seqs[i]) + 2
+            if taken and (
+                request.encoder is not taken[0][0].encoder or tokens + width > max_tokens
+            ):
                 break
             taken.append(queue.popleft())
-            tokens += len(request.seqs[i]) + 2
+            tokens += width
         return taken
 
     def drain(self) -> list[Request]:

@@ -20,6 +20,8 @@ from app.store.records import Collection
 # Lists per IVF index: nlist ~ sqrt(n) (a power of two).
 MIN_NLIST, MAX_NLIST = 256, 4096
 TRAIN_PER_LIST = 40  # k-means samples per list (FAISS warns below 39)
+FEW_QUERIES = 8  # searches of fewer queries run on one core
+CORES = faiss.omp_get_max_threads()  # the default team, before any search set its own
 
 
 def nlist_for(count: int) -> int:
@@ -91,6 +93,10 @@ class FaissIndex:
         if k < 1:
             raise BadRequest(f"k must be at least 1, got {k}.")
         queries = self._normalised(queries)
+        # For this thread only: a few queries search on one core, as a team of threads waits on
+        # cores the model and the other requests hold (50k exact vectors, one query, load average
+        # 3.5 on 2 cores: p50 74 ms with 2 threads, 22 ms with 1); batches keep every core.
+        faiss.omp_set_num_threads(1 if len(queries) < FEW_QUERIES else CORES)
         if self.kind == "ivf":
             params = faiss.SearchParametersIVF(nprobe=self.nprobe)
             return self._index.search(queries, k, params=params)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,13 +42,57 @@ from app.store.records import ChunkRecord, Collection, Document, Job
 log = logging.getLogger("embedsearch.ingest")
 
 BATCH_CHUNKS = 256  # chunks per embedding call: big enough to keep the model's batches full
-SAVE_EVERY = 2.0  # seconds between index saves during a job; saving is O(index size)
+EMBED_AHEAD = 2  # embedding calls in flight at once
+SAVE_EVERY = 2.0  # least seconds between index saves during a job; saving is O(index size)
+# A save holds the index, so searches wait for it: the next waits 100x as long as the last took.
+SAVE_SPACING = 100
 REPORT_EVERY = 0.5  # seconds between progress writes within a batch (so a crash lists the stored)
 NO_TEXT = "no text to index (it is empty, or only whitespace or invisible characters)"
 
 
 class Stopped(Exception):
     """The server is stopping: leave the job for a worker to resume."""
+
+
+class _Ahead:
+    """The documents a plan yields, planned (deduplicated and chunked) on a thread of its own:
+    chunking runs beside the model instead of before it. ``total`` counts the chunks so far.
+
+    The plan updates its sources' counts (duplicates, failures) from that thread; the job's
+    thread only reads them, for progress reports.
+    """
+
+    def __init__(self, plan: Iterator[_Pending]) -> None:
+        self.total = 0
+        self._items: queue.SimpleQueue[_Pending | BaseException | None] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._fill, args=(plan,), name="embedsearch-plan", daemon=True
+        )
+        self._thread.start()
+
+    def _fill(self, plan: Iterator[_Pending]) -> None:
+        try:
+            for item in plan:
+                if self._closed.is_set():  # the job stopped: plan no further
+                    return
+                self.total += len(item.chunks)
+                self._items.put(item)
+        except BaseException as exc:  # raised again in the job's thread
+            self._items.put(exc)
+            return
+        self._items.put(None)
+
+    def __iter__(self) -> Iterator[_Pending]:
+        while (item := self._items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop planning (the job ended early); wait for the planner to notice."""
+        self._closed.set()
+        self._thread.join()
 
 
 @dataclass
@@ -110,15 +156,22 @@ class Ingestor:
 
     def _run(self, job_id: str, collection: str, sources: list[Source]) -> Job:
         self._update(job_id, state="extracting")
-        pending = list(self._plan(collection, sources))
-        total = sum(len(p.chunks) for p in pending)
-        self._update(job_id, state="embedding", total=total, result=summary(sources))
+        planned = _Ahead(self._plan(collection, sources))
+        try:
+            return self._ingest(job_id, collection, sources, planned)
+        finally:
+            planned.close()
+
+    def _ingest(self, job_id: str, collection: str, sources: list[Source], planned: _Ahead) -> Job:
+        """Embed and store the documents as they are planned; the job's total grows with them."""
+        self._update(job_id, state="embedding", total=planned.total, result=summary(sources))
         done = 0
         target: Collection | None = None
         saved = reported = time.monotonic()
+        save_every = SAVE_EVERY
         parts: dict[int, list[np.ndarray]] = {}  # a document's vectors until all are in
         failed: set[int] = set()  # documents one of whose batches failed
-        for batch, results in self._embedded(_batches(pending, self.batch_chunks)):
+        for batch, results in self._embedded(_batches(planned, self.batch_chunks)):
             for (item, first, end), vectors in zip(batch, results, strict=True):
                 done += end - first
                 if id(item) in failed:
@@ -135,12 +188,14 @@ class Ingestor:
                     target = self._collection(collection, vectors.shape[1])
                 self._store(target, item, np.concatenate(parts.pop(id(item))))
                 if time.monotonic() - reported > REPORT_EVERY:  # so a crash lists it
-                    self._update(job_id, done=done, result=summary(sources))
+                    self._update(job_id, done=done, total=planned.total, result=summary(sources))
                     reported = time.monotonic()
-            if target is not None and time.monotonic() - saved > SAVE_EVERY:
+            if target is not None and time.monotonic() - saved > save_every:
+                start = time.monotonic()
                 self.indexes.save(target.id)
                 saved = time.monotonic()
-            self._update(job_id, done=done, result=summary(sources))
+                save_every = max(SAVE_EVERY, SAVE_SPACING * (saved - start))
+            self._update(job_id, done=done, total=planned.total, result=summary(sources))
             reported = time.monotonic()
         if target is not None:
             self.indexes.save(target.id)
@@ -152,7 +207,9 @@ class Ingestor:
                 if s.path and not s.error
             }
             remove_leftovers(self.store, self.indexes, existing.id, files)
-        return self._update(job_id, state="done", done=done, result=summary(sources))
+        return self._update(
+            job_id, state="done", done=done, total=planned.total, result=summary(sources)
+        )
 
     def _collection(self, name: str, dimensions: int) -> Collection:
         """The target collection; Conflict if its vectors came from an incompatible backend."""
@@ -231,16 +288,18 @@ class Ingestor:
         return None
 
     def _embedded(self, batches: Iterable[Batch]) -> Iterator[tuple[Batch, list[Embedding]]]:
-        """Embed batch after batch, the next one while the caller stores the last."""
-        with ThreadPoolExecutor(1, thread_name_prefix="embedsearch-embed") as pool:
-            previous: tuple[Batch, Future[list[Embedding]]] | None = None
+        """Embed batches in order, ``EMBED_AHEAD`` calls at once: while the caller stores one
+        batch and the next is tokenised, another is in the engine's queue, which never runs dry."""
+        with ThreadPoolExecutor(EMBED_AHEAD, thread_name_prefix="embedsearch-embed") as pool:
+            flight: deque[tuple[Batch, Future[list[Embedding]]]] = deque()
             for batch in batches:
-                current = (batch, pool.submit(self._embed, batch))
-                if previous:
-                    yield previous[0], previous[1].result()
-                previous = current
-            if previous:
-                yield previous[0], previous[1].result()
+                flight.append((batch, pool.submit(self._embed, batch)))
+                if len(flight) == EMBED_AHEAD:
+                    batch, future = flight.popleft()
+                    yield batch, future.result()
+            while flight:
+                batch, future = flight.popleft()
+                yield batch, future.result()
 
     def _embed(self, batch: Batch) -> list[Embedding]:
         """Vectors for each (document, chunks) part; where one call for the batch fails, one
@@ -316,7 +375,7 @@ def _existing_collection(store: Store, name: str) -> Collection | None:
     return next((c for c in store.list_collections() if c.name == name), None)
 
 
-def _batches(pending: list[_Pending], size: int) -> Iterator[Batch]:
+def _batches(pending: Iterable[_Pending], size: int) -> Iterator[Batch]:
     """Batches of at most ``size`` chunks, in order; a document's chunks may span many batches.
 
     So no embedding call grows with a document's size.

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from app.embeddings.encoder import PIECE_ROWS, encode_batches
+from app.embeddings.encoder import PIECE_ROWS, ROUND_TOKENS_ALONE, encode_batches
 from app.embeddings.engine import Engine
 from app.embeddings.models import ModelRegistry, bundled_minilm
 from app.embeddings.queue import Priority
@@ -159,6 +160,19 @@ def test_an_encoder_running_rows_alone_takes_a_few_rows_at_a_time() -> None:
     assert max(fake.batches) == PIECE_ROWS and sum(fake.batches) == 100
 
 
+def test_long_rows_go_a_few_at_a_time_so_a_search_waits_little() -> None:
+    fake = ConcurrentFake()
+    fake.gate.set()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=4096)
+    engine.start()
+    try:
+        engine.embed([" ".join(["word"] * 200)] * 20, priority=Priority.BULK)
+    finally:
+        engine.stop()
+    # 202 tokens a row with [CLS] and [SEP]: a round holds at most ROUND_TOKENS_ALONE.
+    assert max(fake.batches) == max(1, ROUND_TOKENS_ALONE // 202) and sum(fake.batches) == 20
+
+
 def test_searches_go_before_api_calls_before_ingestion(engine: Engine, fake: FakeEncoder) -> None:
     order: list[str] = []
     encode = fake.encode
@@ -217,3 +231,45 @@ def test_encode_batches_spreads_rows_over_workers_and_keeps_batches_apart() -> N
     for got, batch in zip(vectors, batches, strict=True):
         assert np.allclose(got, fake.encode(batch), atol=1e-6)
     assert fake.batches[:3] == [PIECE_ROWS] * 3  # 24 rows went out in pieces, not as batches
+
+
+class RowsFake(ConcurrentFake):
+    """A fake running rows alone, like onnx-int8: it hands back each row's vector in turn."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.set()
+        self.row_gate = threading.Event()
+        self.rows_started = threading.Semaphore(0)
+        self.done: list[str] = []
+
+    def encode_rows(self, batch: list[list[int]]) -> Generator[np.ndarray, None, None]:
+        for ids in batch:
+            self.rows_started.release()
+            self.row_gate.wait(10)
+            self.done.append(self.tokenizer.decode(ids[:1]))
+            yield self.encode([ids])[0]
+
+
+def test_a_search_cuts_into_a_round_of_bulk_rows_between_two_rows() -> None:
+    fake = RowsFake()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=4096)
+    engine.start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            texts = [f"bulk text {i}" for i in range(16)]
+            bulk = pool.submit(engine.embed, texts, priority=Priority.BULK)
+            for _ in range(2):  # both workers are inside a round of bulk rows
+                assert fake.rows_started.acquire(timeout=5)
+            search = pool.submit(engine.embed, "search text", priority=Priority.SEARCH)
+            while not engine._queue.lanes[Priority.SEARCH]:
+                threading.Event().wait(0.005)
+            fake.row_gate.set()
+            vectors = bulk.result(10).vectors
+            search.result(10)
+    finally:
+        engine.stop()
+    # Each worker finished the row it was running, then the search went next, not after the
+    # rest of the round; the bulk rows put back still came out right and in their places.
+    assert "search" in fake.done[:3] and len(fake.done) == 17
+    assert np.allclose(vectors, fake.encode(fake.tokenize(texts)), atol=1e-6)
