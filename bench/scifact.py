@@ -197,6 +197,11 @@ def rows(result: dict) -> list[Row]:
                 Row(f"{name} ingest {n} docs end to end", e2e, "chunks/s", digits=1),
                 Row(f"{name} raw engine, same chunks", raw, "chunks/s", digits=1),
                 at_least(f"{name} ingest end to end / raw", r["ingest_ratio"], INGEST_TARGET, "x"),
+                Row(
+                    f"{name} ingest CPU per chunk, raw / end to end (steadier on a loaded machine)",
+                    r["raw"]["cpu_ms_per_chunk"] / r["ingest"]["cpu_ms_per_chunk"],
+                    "x",
+                ),
             ]
         for mode in MODES:
             out.append(

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench.embeddings import MODEL, load_default_encoder, rate_and_cpu, short_texts
-from bench.ingest import records
+from bench.ingest import cpu_seconds, records
 from bench.runner import Row, at_least, at_most, run_alone
 from tests.support.server import running_server
 
@@ -99,12 +99,6 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> dict:
 def _latency(out: str, percentile: str) -> float:
     value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
     return float(value) * WRK_UNITS[unit]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def long_texts(encoder: Any, count: int = 2000) -> list[str]:
