@@ -51,6 +51,7 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
             backend=settings.backend,
             models_dir=settings.models_dir or settings.data_dir / "models",
             threads=settings.model_threads,
+            float_layers=settings.int8_float_layers,
         ),
         limits=Limits(
             max_inputs=settings.max_inputs_per_request,

@@ -184,7 +184,16 @@ def load_embedder(backend: str, cache: Path, onnx: Path | None = None) -> Cached
     encoder = load_encoder(spec, backend, cache=ModelCache(models))
     if encoder.backend != backend:
         raise RuntimeError(f"{backend} fell back to {encoder.backend}: {encoder.fallback}")
-    return CachedEmbedder(encoder, spec.id, cache)
+    # An ONNX build's vectors are cached under its file's digest: a rebuild (another
+    # quantization, another library version) must not reuse its predecessor's vectors.
+    path = getattr(encoder, "path", None)
+    name = f"{backend}-{_file_digest(path)}" if path else backend
+    return CachedEmbedder(encoder, spec.id, cache, name)
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()[:12]
 
 
 # -- the app on one set ---------------------------------------------------------------------

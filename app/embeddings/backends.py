@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.embeddings.encoder import Encoder
-from app.embeddings.guard import GUARD_MIN_COSINE
+from app.embeddings.guard import GUARD_MIN_COSINE, GUARD_WORST_COSINE
 from app.embeddings.models import ModelSpec
 from app.embeddings.onnx import OnnxEncoder
-from app.embeddings.onnx_build import ModelCache
+from app.embeddings.onnx_build import FLOAT_FFN_LAYERS, ModelCache
 from app.embeddings.torch_encoder import SentenceTransformerEncoder
 
 log = logging.getLogger("embedsearch.onnx")
@@ -30,8 +30,9 @@ def load_onnx(spec: ModelSpec, backend: str, cache: ModelCache, threads: int) ->
     build = cache.get(spec, backend)
     if not build.passed:
         raise BackendUnavailable(
-            f"quality guard failed: mean cosine {build.guard['mean_cosine']:.4f} to torch "
-            f"< {GUARD_MIN_COSINE}"
+            f"quality guard failed: mean cosine {build.guard['mean_cosine']:.4f} to torch, "
+            f"worst text {build.guard.get('min_cosine', float('nan')):.4f}; it needs at least "
+            f"{GUARD_MIN_COSINE} and {GUARD_WORST_COSINE}"
         )
     log.info(
         "Model %s on %s (guard mean cosine %.4f)", spec.id, backend, build.guard["mean_cosine"]
@@ -48,7 +49,7 @@ def compatible_backends(a: str, b: str) -> bool:
     """Whether vectors made by backends ``a`` and ``b`` may share a collection.
 
     torch, onnx and onnx-int8 are compatible: an ONNX backend only serves if its guard passed
-    (mean cosine to torch at least GUARD_MIN_COSINE), otherwise the server runs torch. Anything
+    (mean cosine to torch at least GUARD_MIN_COSINE, worst text GUARD_WORST_COSINE), otherwise the server runs torch. Anything
     else (a remote service) is compatible only with itself.
     """
     return a == b or (a in BACKENDS and b in BACKENDS)
@@ -60,11 +61,15 @@ def load_encoder(
     models_dir: Path | None = None,
     threads: int = 0,
     cache: ModelCache | None = None,
+    float_layers: int = FLOAT_FFN_LAYERS,
 ) -> Encoder:
-    """The encoder for ``backend``; torch (with the reason in ``fallback``) if it cannot serve."""
+    """The encoder for ``backend``; torch (with the reason in ``fallback``) if it cannot serve.
+
+    ``float_layers``: feed-forward output projections an int8 build keeps in fp32.
+    """
     if backend not in LOADERS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    cache = cache or ModelCache(models_dir or Path("data/models"), threads=threads)
+    cache = cache or ModelCache(models_dir or Path("data/models"), threads, float_layers)
     if backend == "torch":
         return LOADERS["torch"](spec, backend, cache, threads)
     try:

@@ -1,4 +1,5 @@
-"""The quality guard: an ONNX build serves only if its vectors agree with torch's."""
+"""The quality guard: an ONNX build serves only if its vectors agree with torch's, on average
+and on its worst text."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from app.embeddings.models import ModelSpec
 from app.embeddings.onnx import OnnxEncoder
 from app.embeddings.torch_encoder import SentenceTransformerEncoder
 
-GUARD_MIN_COSINE = 0.99
+# A mean cosine of 0.99 let through an int8 build that lost up to 0.006 nDCG@10 against fp32;
+# the build that keeps its sensitive layers in fp32 reaches 0.996 with its worst text at 0.977
+# (a one-word text), and stays within 0.003 (README, "int8 quality").
+GUARD_MIN_COSINE = 0.995
+GUARD_WORST_COSINE = 0.97
 
 # Varied texts the quality guard embeds with both backends: claims, questions, code, lists,
 # numbers, other languages, very short and long-ish ones.
@@ -99,11 +104,13 @@ class GuardResult(TypedDict):
     mean_cosine: float
     min_cosine: float
     threshold: float
+    worst_threshold: float
     passed: bool
 
 
 def guard(spec: ModelSpec, path: Path, threads: int = 0) -> GuardResult:
-    """Mean and min cosine of the ONNX model's vectors to torch fp32 on GUARD_TEXTS."""
+    """Mean and least cosine of the ONNX model's vectors to torch fp32 on GUARD_TEXTS; it
+    passes if both reach their thresholds."""
     reference = SentenceTransformerEncoder(spec, threads=threads)
     candidate = OnnxEncoder(spec, path, threads=threads, base=reference.model)
     ids = reference.tokenize(GUARD_TEXTS)
@@ -112,11 +119,12 @@ def guard(spec: ModelSpec, path: Path, threads: int = 0) -> GuardResult:
     expected = np.concatenate(encode_batches(reference, batches))
     got = np.concatenate(encode_batches(candidate, batches))
     cosines = np.sum(expected * got, axis=1)
-    mean = float(cosines.mean())
+    mean, least = float(cosines.mean()), float(cosines.min())
     return {
         "texts": len(GUARD_TEXTS),
         "mean_cosine": round(mean, 6),
-        "min_cosine": round(float(cosines.min()), 6),
+        "min_cosine": round(least, 6),
         "threshold": GUARD_MIN_COSINE,
-        "passed": mean >= GUARD_MIN_COSINE,
+        "worst_threshold": GUARD_WORST_COSINE,
+        "passed": mean >= GUARD_MIN_COSINE and least >= GUARD_WORST_COSINE,
     }
