@@ -100,6 +100,8 @@ def test_sigkill_during_ingest_resumes_the_job_after_restart(tmp_path: Path) -> 
         assert (job["state"], job["attempts"], job["result"]["failed"]) == ("done", 2, 0), job
         for doc_id in acknowledged:
             assert httpx.get(f"{url}/api/documents/{doc_id}").status_code == 200
+        # The job still lists what it stored before the crash, beside what it stored after.
+        assert set(acknowledged) <= set(job["documents"]) and len(job["documents"]) == 600
         stored = httpx.get(f"{url}/api/collections").json()["data"][0]
         assert stored["documents"] == 600
         assert job["result"]["added"] + job["result"]["duplicate"] == 600
