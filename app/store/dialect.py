@@ -90,9 +90,15 @@ class Dialect(Protocol):
         ...
 
     def keyword_search(
-        self, collection_id: int, match: str, limit: int, document_ids: Any | None
+        self,
+        collection_id: int,
+        words: list[str],
+        weights: list[float],
+        limit: int,
+        document_ids: Any | None,
     ) -> tuple[str, list[Any]]:
-        """SQL and parameters for (id, score) matches, best first, higher scores better."""
+        """SQL and parameters for (id, score) matches of any of ``words``, best first, higher
+        scores better; ``weights`` are the words' IDF where the ranking has none of its own."""
         ...
 
     def highlight(
@@ -102,7 +108,8 @@ class Dialect(Protocol):
         ...
 
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:
-        """SQL and parameters counting the collection's chunks that match."""
+        """SQL and parameters counting the collection's chunks that match; -1 for a word the
+        database never searches (a stop word)."""
         ...
 
     def words_in_chunk(
@@ -112,6 +119,8 @@ class Dialect(Protocol):
         ...
 
     types: dict[str, str]  # column types the shared schema names: serial, blob, float
+    weighs_words: bool  # whether its ranking weighs words by rarity itself (BM25 does)
+    drops_stop_words: bool  # whether its full-text search leaves out words like "the"
 
     def migrate(self, conn: Conn, version: int) -> None:
         """This database's own steps of a schema migration (see ``app.store.migrations``)."""

@@ -1,6 +1,7 @@
 """Keyword search: which words of a query to look up, ranked matches and highlighted matches.
 
-SQLite ranks with FTS5's BM25, PostgreSQL with ``ts_rank``; the SQL is in each dialect.
+SQLite ranks with FTS5's BM25, PostgreSQL with ``ts_rank`` weighted by each word's IDF; the SQL
+is in each dialect.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ class Keywords(Connection):
 
         With ``document_ids`` only chunks of those documents match.
         """
-        match = self._match(collection_id, query)
-        if not match:
+        words = self.keyword_terms(collection_id, query)
+        if not self.dialect.match(words):
             return []
+        weights = [] if self.dialect.weighs_words else self._idfs(collection_id, words)
         ids = None if document_ids is None else self.dialect.id_list(document_ids)
-        sql, params = self.dialect.keyword_search(collection_id, match, limit, ids)
+        sql, params = self.dialect.keyword_search(collection_id, words, weights, limit, ids)
         rows = self._rows(sql, params)
         return [(row["id"], row["score"]) for row in rows]
 
@@ -87,8 +89,7 @@ class Keywords(Connection):
         words = self.keyword_terms(collection_id, query)
         if not words:
             return 0.0
-        total = self._chunk_count(collection_id)
-        weights = [_idf(total, self._frequency(collection_id, word)) for word in words]
+        weights = self._idfs(collection_id, words)
         matches = [self.dialect.match([word]) for word in words]
         sql, params = self.dialect.words_in_chunk(collection_id, matches, chunk_id)
         held = {row[0] for row in self._tuples(sql, params)}
@@ -98,6 +99,8 @@ class Keywords(Connection):
         """The words of ``text`` that keyword search looks up: all but those common in the
         collection, unless it has no others (an index that ranks text itself is sent these)."""
         words = fts_words(text)
+        if self.dialect.drops_stop_words:  # never searched: they would only lower coverage
+            words = [word for word in words if self._frequency(collection_id, word) >= 0]
         total = self._chunk_count(collection_id)
         if total <= COMMON_MIN:
             return words
@@ -108,12 +111,18 @@ class Keywords(Connection):
         """The full-text query for ``text``'s keyword terms."""
         return self.dialect.match(self.keyword_terms(collection_id, text))
 
+    def _idfs(self, collection_id: int, words: list[str]) -> list[float]:
+        """Each word's inverse document frequency in the collection."""
+        total = self._chunk_count(collection_id)
+        return [_idf(total, self._frequency(collection_id, word)) for word in words]
+
     def _chunk_count(self, collection_id: int) -> int:
         rows = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])
         return int(rows[0][0])
 
     def _frequency(self, collection_id: int, word: str) -> int:
-        """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it)."""
+        """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it);
+        -1 for a word the database never searches."""
         key = (collection_id, word)
         if key not in self._frequencies:
             if len(self._frequencies) > 100_000:  # only between writes, but words are endless

@@ -26,6 +26,8 @@ class SQLite:
     skip_locked = ""  # BEGIN IMMEDIATE already serialises writers
     # AUTOINCREMENT so ids are never reused: a chunk id is a FAISS id, and a reused id would
     # silently attach an old vector in a not-yet-repaired index to a new chunk.
+    weighs_words = True  # FTS5's BM25
+    drops_stop_words = False
     types = {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "float": "REAL"}
     # The documents of files synced from a folder (app.ingest.synced): their path and file hash.
     file_documents = (
@@ -130,10 +132,16 @@ class SQLite:
         return " OR ".join(f'"{word}"' for word in words)
 
     def keyword_search(
-        self, collection_id: int, match: str, limit: int, document_ids: Any | None
+        self,
+        collection_id: int,
+        words: list[str],
+        weights: list[float],
+        limit: int,
+        document_ids: Any | None,
     ) -> tuple[str, list[Any]]:
-        """BM25 matches (id, score), best first."""
+        """BM25 matches (id, score), best first (BM25 has its own IDF: no ``weights``)."""
         fts = fts_table(collection_id)
+        match = self.match(words)
         sql = f"SELECT {fts}.rowid AS id, -{fts}.rank AS score FROM {fts}"
         params: list[Any] = [match]
         if document_ids is not None:

@@ -114,5 +114,8 @@ def test_hybrid_hits_explain_themselves(searcher: Searcher) -> None:
     ]
     assert len(right) >= len(CASES) // 2
     for hit in right:
-        assert hit.semantic is not None and hit.keyword is not None
-        assert "<mark>" in hit.snippet
+        assert hit.semantic is not None and hit.fused is not None
+        # An abstract can share no word with its claim (claim 1): found by meaning alone.
+        if hit.keyword is not None:
+            assert "<mark>" in hit.snippet
+    assert sum(hit.keyword is not None for hit in right) >= len(CASES) // 2

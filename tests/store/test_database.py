@@ -484,3 +484,25 @@ def test_concurrent_writers_from_threads(
     assert errors == []
     assert counts(store) == (40, 80, 80)
     assert store.get_collection("notes").version == collection.version + 40
+
+
+def test_a_rare_word_outranks_a_common_one(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    # PostgreSQL's ts_rank has no IDF of its own: the store weighs each word by it.
+    add_doc(["apple juice"] * 10)
+    kiwi = add_doc(["kiwi juice"])  # as long as the others, so only the words' rarity differs
+    found = store.keyword_search(collection.id, "apple kiwi", 20)
+    assert found[0][0] == kiwi.chunk_ids[0]
+    assert len(found) == 11
+
+
+def test_stop_words_are_not_keyword_terms_where_the_database_drops_them(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    add_doc(["the zebra grazes"])
+    terms = store.keyword_terms(collection.id, "the zebra")
+    assert terms == (["zebra"] if store.dialect.drops_stop_words else ["the", "zebra"])
+    # So a chunk holding every word PostgreSQL searches covers the whole query.
+    [(chunk_id, _)] = store.keyword_search(collection.id, "zebra", 5)
+    assert store.keyword_coverage(collection.id, "the zebra", chunk_id) == pytest.approx(1.0)
