@@ -48,7 +48,7 @@ from app.search import search as search_module
 from app.search.query import QueryLimits, Signal
 from app.settings import Settings
 from app.store.database import Store
-from bench.runner import Row, at_least, run_alone
+from bench.runner import Row, at_least, markdown, run_alone, within
 from bench.scifact import ndcg, read_jsonl, read_qrels
 from tests.support.datasets import dataset
 
@@ -57,6 +57,7 @@ SETS = ("scifact", "ag_news", "banking77")
 MODES = ("semantic", "keyword", "hybrid")
 AG_QUERIES = 1000  # titles per split (of 7,600): enough to tell variants apart, quick to run
 SCIFACT_TARGET = 0.74  # SciFact test hybrid nDCG@10
+BASELINE_TOLERANCE = 0.003  # semantic nDCG@10 of the backend against the baseline's (int8: fp32)
 
 
 @dataclass
@@ -353,10 +354,13 @@ def run(
     sets: tuple[str, ...] = SETS,
     dump: bool = False,
     onnx: Path | None = None,
+    baseline: str | None = "onnx",
 ) -> dict:
-    """Per set and split: the app's nDCG@10 in each mode, and each variant's."""
+    """Per set and split: the app's nDCG@10 in each mode, and each variant's; and semantic
+    nDCG@10 with the ``baseline`` backend's vectors (fp32 by default), in the same run."""
     embedder = load_embedder(backend, cache_dir(cache), onnx)
-    out: dict = {"backend": embedder.name, "sets": {}}
+    reference = load_embedder(baseline, cache_dir(cache)) if baseline else None
+    out: dict = {"backend": embedder.name, "baseline": reference and reference.name, "sets": {}}
     for name in ("banking77",) if quick else sets:
         start = time.perf_counter()
         loaded = ingest(BUILDERS[name](), embedder)
@@ -369,6 +373,10 @@ def run(
             row = {mode: app_ndcg(loaded, split, mode) for mode in MODES}
             row |= {f"variant {v}": variant_ndcg(loaded, split, f) for v, f in VARIANTS.items()}
             result[split] = row
+        if reference is not None:
+            other = ingest(loaded.evalset, reference)
+            for split in loaded.evalset.qrels:
+                result[split]["baseline semantic"] = app_ndcg(other, split, "semantic")
         result["seconds"] = time.perf_counter() - start
         out["sets"][name] = result
     return out
@@ -384,7 +392,15 @@ def rows(result: dict) -> list[Row]:
         lead = test["hybrid"] - max(test["semantic"], test["keyword"])
         out.append(at_least(f"{name} test hybrid - best single mode", lead, 0.0, digits=4))
         if name == "scifact":
-            out.append(at_least("scifact test nDCG@10, hybrid", test["hybrid"], SCIFACT_TARGET))
+            target = SCIFACT_TARGET
+            out.append(at_least("scifact test nDCG@10, hybrid", test["hybrid"], target, digits=4))
+        for split in ("train", "test"):
+            if "baseline semantic" in r[split]:
+                gap = r[split]["semantic"] - r[split]["baseline semantic"]
+                label = (
+                    f"{name} {split} semantic nDCG@10, {result['backend']} - {result['baseline']}"
+                )
+                out.append(within(label, gap, BASELINE_TOLERANCE))
     return out
 
 
@@ -413,11 +429,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dump", action="store_true", help="pickle candidates to the cache")
     parser.add_argument("--onnx", type=Path, help="an ONNX build to embed with instead")
+    parser.add_argument(
+        "--baseline", default="onnx", help="backend to compare semantic nDCG with ('' for none)"
+    )
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
     sets = tuple(args.sets.split(","))
-    result = run(cache=args.cache, backend=args.backend, sets=sets, dump=args.dump, onnx=args.onnx)
+    result = run(
+        cache=args.cache,
+        backend=args.backend,
+        sets=sets,
+        dump=args.dump,
+        onnx=args.onnx,
+        baseline=args.baseline or None,
+    )
     print(table(result))
+    print()
+    print(markdown([("fusion", row) for row in rows(result)]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

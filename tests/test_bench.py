@@ -9,6 +9,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.cli import main as cli_main
@@ -165,3 +166,24 @@ def test_wrk_rows_say_not_run_without_wrk(monkeypatch: pytest.MonkeyPatch) -> No
     assert "not installed" in result["skipped"]
     [row] = wrk.rows(result)
     assert row.value is None and row.shown() == "not run"
+
+
+def test_fusion_caches_vectors_by_text_across_runs(tmp_path: Path) -> None:
+    from bench.fusion import CachedEmbedder
+    from tests.support.fakes import FakeEncoder
+
+    class Counting(FakeEncoder):
+        encoded = 0
+
+        def encode(self, batch: list[list[int]]) -> np.ndarray:
+            Counting.encoded += len(batch)
+            return super().encode(batch)
+
+    first = CachedEmbedder(Counting(), "fake", tmp_path, "fake-build")
+    vectors = first.embed(["b text", "a text", "b text"])
+    assert Counting.encoded == 2  # each distinct text once
+    again = CachedEmbedder(Counting(), "fake", tmp_path, "fake-build").embed(["a text", "b text"])
+    assert Counting.encoded == 2  # read from disk
+    np.testing.assert_array_equal(again, vectors[[1, 0]])
+    CachedEmbedder(Counting(), "fake", tmp_path, "another-build").embed(["a text"])
+    assert Counting.encoded == 3  # another build's vectors are its own
