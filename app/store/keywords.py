@@ -34,12 +34,15 @@ class Keywords(Connection):
 
     def __init__(self, url: str | Path | None = None, **options: Any) -> None:
         super().__init__(url, **options)
-        # (collection id, word) -> the collection's chunks holding it; cleared on writes
+        # (collection id, word) -> the collection's chunks holding it, and collection id -> its
+        # chunks: read for every keyword query (several times in a hybrid one); cleared on writes
         self._frequencies: dict[tuple[int, str], int] = {}
+        self._chunk_counts: dict[int, int] = {}
 
     def _written(self) -> None:
         super()._written()
         self._frequencies.clear()
+        self._chunk_counts.clear()
 
     def keyword_search(
         self,
@@ -117,8 +120,10 @@ class Keywords(Connection):
         return [_idf(total, self._frequency(collection_id, word)) for word in words]
 
     def _chunk_count(self, collection_id: int) -> int:
-        rows = self._tuples("SELECT count(*) FROM chunks WHERE collection_id = ?", [collection_id])
-        return int(rows[0][0])
+        if collection_id not in self._chunk_counts:
+            sql = "SELECT count(*) FROM chunks WHERE collection_id = ?"
+            self._chunk_counts[collection_id] = int(self._tuples(sql, [collection_id])[0][0])
+        return self._chunk_counts[collection_id]
 
     def _frequency(self, collection_id: int, word: str) -> int:
         """How many of the collection's chunks hold ``word`` (as the FTS tokenizer stems it);
