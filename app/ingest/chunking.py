@@ -27,18 +27,21 @@ _CUTS = (
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A slice ``document_text[start:end]`` and the heading path it sits under."""
+    """A slice ``document_text[start:end]``, the heading path it sits under, and the document's
+    title when the model reads it with this chunk."""
 
     text: str
     start: int
     end: int
     section: str
     token_count: int
+    title: str = ""
 
     @property
     def embed_text(self) -> str:
-        """The text given to the model: the section path, then the chunk."""
-        return f"{self.section}\n{self.text}" if self.section else self.text
+        """The text given to the model: the title and the section path, each on a line of its
+        own, then the chunk."""
+        return "\n".join(part for part in (self.title, self.section, self.text) if part)
 
 
 def chunk_text(
@@ -48,10 +51,13 @@ def chunk_text(
     max_tokens: int = DEFAULTS.chunk_tokens,
     overlap: int = DEFAULTS.chunk_overlap,
     sections: list[tuple[int, str]] | None = None,
+    title: str = "",
 ) -> list[Chunk]:
     """Chunks of ``text`` whose ``embed_text`` fits ``max_tokens``, none crossing a section.
 
-    The caller keeps ``max_tokens`` within the model's window (``Encoder.max_tokens``).
+    With a ``title`` (the document's own), every chunk that does not begin with it is embedded
+    under it, as under its heading path: a chunk past the first still says what the document is
+    about. The caller keeps ``max_tokens`` within the model's window (``Encoder.max_tokens``).
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -59,7 +65,7 @@ def chunk_text(
         raise ValueError(f"overlap must be at least 0 and below max_tokens, got {overlap}")
     chunks: list[Chunk] = []
     for group in _groups(_windows(text, _spans(text, sections or []))):
-        chunks += _chunk_spans(text, group, tokenizer, max_tokens, overlap)
+        chunks += _chunk_spans(text, group, tokenizer, max_tokens, overlap, title)
     return chunks
 
 
@@ -69,32 +75,46 @@ def _chunk_spans(
     tokenizer: PreTrainedTokenizerBase,
     max_tokens: int,
     overlap: int,
+    title: str,
 ) -> list[Chunk]:
     """The chunks of some spans of ``text``, tokenised together."""
-    # One batched tokenizer call for every span and heading path: per-sentence calls are slow.
+    heads = [_head(title, path) for _, _, path in spans]
+    # One batched tokenizer call for every span and heading: per-sentence calls are slow.
     # verbose=False: inputs longer than the model's window are expected, splitting them is our job.
     encoded = tokenizer(
-        [text[start:end] for start, end, _ in spans] + [path for _, _, path in spans],
+        [text[start:end] for start, end, _ in spans] + [head for head, _ in heads],
         add_special_tokens=False,
         return_offsets_mapping=True,
         verbose=False,
     )
     offsets, n = encoded["offset_mapping"], len(spans)
     chunks: list[Chunk] = []
-    for k, (start, _, path) in enumerate(spans):
-        # A heading path may take at most half the budget, so that some text always fits.
+    for k, (start, _, _) in enumerate(spans):
+        # A heading may take at most half the budget, so that some text always fits.
         head = _whole_words(encoded.word_ids(n + k), max_tokens // 2)
+        kept = heads[k][0][: offsets[n + k][head - 1][1]] if head else ""
+        titled = heads[k][1]  # characters of the title at the heading's start
         splitter = _Splitter(
             text=text,
             tokens=[(start + a, start + b) for a, b in offsets[k]],
             words=encoded.word_ids(k),
-            section=path[: offsets[n + k][head - 1][1]] if head else "",
+            title=kept[:titled],
+            section=kept[titled + 1 :] if titled else kept,
             head=head,
+            title_tokens=sum(end <= titled for _, end in offsets[n + k][:head]),
             tokenizer=tokenizer,
             max_tokens=max_tokens,
         )
         chunks += splitter.split(overlap)
     return chunks
+
+
+def _head(title: str, path: str) -> tuple[str, int]:
+    """What the model reads before each chunk of a section, and how many of its characters are
+    the title: the title (left out where the heading path starts with it), then the path."""
+    if not title or path.startswith(title):
+        return path, 0
+    return (f"{title}\n{path}" if path else title), len(title)
 
 
 def _windows(text: str, spans: list[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
@@ -165,8 +185,10 @@ class _Splitter:
     text: str
     tokens: list[tuple[int, int]]  # character offsets of each token in text
     words: list[int]  # word index of each token
+    title: str
     section: str
-    head: int  # tokens the section path adds to each chunk
+    head: int  # tokens the title and section path add to each chunk
+    title_tokens: int  # of those, the title's
     tokenizer: PreTrainedTokenizerBase
     max_tokens: int
 
@@ -208,7 +230,10 @@ class _Splitter:
         """The chunk of tokens ``i:j``, shortened while its embed_text is over the limit."""
         while True:
             start, end = self.tokens[i][0], self.tokens[j - 1][1]
-            chunk = Chunk(self.text[start:end], start, end, self.section, self.head + j - i)
+            text, title, head = self.text[start:end], self.title, self.head
+            if title and text.startswith(title):  # the document's first lines: said already
+                title, head = "", head - self.title_tokens
+            chunk = Chunk(text, start, end, self.section, head + j - i, title)
             if self._splits_word(i) or self._splits_word(j):
                 # A word cut in two re-tokenizes differently: count the real thing.
                 ids = self.tokenizer(chunk.embed_text, add_special_tokens=False)["input_ids"]

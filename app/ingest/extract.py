@@ -59,6 +59,9 @@ class Extracted:
     sections: list[tuple[int, str]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     external_id: str | None = None
+    # The title is the document's own (a record's "title", a page's <title>), not one made up
+    # from its file name or first words: the model reads it with every chunk (chunk_text).
+    titled: bool = False
 
 
 def extract(
@@ -167,8 +170,9 @@ def _html(text: str, stem: str) -> Extracted:
         hidden.decompose()
     body, sections = _join(_html_blocks(soup.body or soup))
     title = " ".join(soup.title.get_text().split()) if soup.title else ""
+    titled = bool(title)
     title = title or (sections[0][1] if sections else stem)
-    return Extracted(title=title, text=body, source_type="html", sections=sections)
+    return Extracted(title=title, text=body, source_type="html", sections=sections, titled=titled)
 
 
 def _html_blocks(root: PageElement) -> Iterator[tuple[str, int | None]]:
@@ -314,12 +318,14 @@ def json_record(record: Any, where: str) -> Extracted:
         raise Unprocessable(f"{where} has a 'metadata' that is not a JSON object.")
     # BEIR corpora name the id "_id".
     external_id = record.get("external_id", record.get("_id"))
+    title = _clean(str(record.get("title") or "")).strip()
     return Extracted(
-        title=_clean(str(record.get("title") or "")).strip() or text.strip()[:60].split("\n")[0],
+        title=title or text.strip()[:60].split("\n")[0],
         text=text,
         source_type="json",
         metadata=metadata,
         external_id=None if external_id is None else str(external_id),
+        titled=bool(title),
     )
 
 

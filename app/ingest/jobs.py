@@ -248,6 +248,7 @@ class Ingestor:
                     max_tokens=self.chunk_tokens,
                     overlap=self.chunk_overlap,
                     sections=document.sections,
+                    title=document.title if document.titled else "",
                 )
                 if not chunks:
                     source.fail(document, NO_TEXT)

@@ -161,3 +161,36 @@ def test_chunking_tokenises_a_bounded_piece_at_a_time(tokenizer, monkeypatch) ->
         covered[chunk.start : chunk.end] = b"x" * (chunk.end - chunk.start)
     assert all(covered[i] or text[i].isspace() for i in range(len(text)))
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+
+
+def test_a_title_is_embedded_with_every_chunk_that_does_not_start_with_it(tokenizer) -> None:
+    title = "Otters of the northern rivers"
+    text = f"{title} {SENTENCE * 30}"
+    chunks = chunk_text(text, tokenizer, max_tokens=60, overlap=10, title=title)
+    check(text, chunks, tokenizer, 60)
+    assert len(chunks) > 2
+    # The first chunk says the title already; the others are read under it.
+    assert chunks[0].title == "" and chunks[0].embed_text == chunks[0].text
+    assert all(c.title == title and c.section == "" for c in chunks[1:])
+    assert chunks[1].embed_text == f"{title}\n{chunks[1].text}"
+
+
+def test_a_title_goes_before_the_section_path_unless_the_path_starts_with_it(tokenizer) -> None:
+    text = "Preface text.\n\n# Setup\n\n" + SENTENCE * 8
+    sections = [(15, "Setup")]
+    chunks = chunk_text(text, tokenizer, max_tokens=80, sections=sections, title="Guide")
+    check(text, chunks, tokenizer, 80)
+    assert chunks[-1].embed_text == f"Guide\nSetup\n{chunks[-1].text}"
+    assert chunks[-1].section == "Setup" and chunks[-1].title == "Guide"
+    same = chunk_text(
+        text, tokenizer, max_tokens=80, sections=[(15, "Guide > Setup")], title="Guide"
+    )
+    assert same[-1].title == "" and same[-1].embed_text.startswith("Guide > Setup\n")
+
+
+def test_a_huge_title_is_trimmed_like_a_heading_path(tokenizer) -> None:
+    title = " ".join(f"word{n}" for n in range(100))
+    text = "Body text. " * 50
+    chunks = chunk_text(text, tokenizer, max_tokens=50, title=title)
+    check(text, chunks, tokenizer, 50)
+    assert title.startswith(chunks[0].title) and count(tokenizer, chunks[0].title) <= 25

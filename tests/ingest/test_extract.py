@@ -125,7 +125,7 @@ def test_html_visible_text_with_paragraphs_and_sections() -> None:
       <table><tr><td>a</td><td>b</td></tr></table><pre>  code
     indented</pre><h2>Details</h2><ul><li>one</li><li>two</li></ul></body></html>"""
     [doc] = extract("page.HTM", page.encode())
-    assert doc.title == "My Page" and doc.source_type == "html"
+    assert doc.title == "My Page" and doc.source_type == "html" and doc.titled
     assert doc.text == (
         "Top news\n\nFirst paragraph wraps.\nNew line.\n\nInline spans stay\n\na b\n\n"
         "  code\n    indented\n\nDetails\n\none\n\ntwo"
@@ -134,7 +134,16 @@ def test_html_visible_text_with_paragraphs_and_sections() -> None:
 
 
 def test_html_title_falls_back_to_first_heading() -> None:
-    assert extract("x.html", b"<h2>Only <i>heading</i></h2><p>Body</p>")[0].title == "Only heading"
+    [doc] = extract("x.html", b"<h2>Only <i>heading</i></h2><p>Body</p>")
+    assert doc.title == "Only heading" and not doc.titled  # a heading is a section already
+
+
+def test_only_a_records_own_title_is_read_with_its_chunks() -> None:
+    data = b'{"title": "Otters", "text": "They hold hands."}\n{"text": "Untitled words."}\n'
+    titled, untitled = extract("notes.jsonl", data)
+    assert (titled.title, titled.titled) == ("Otters", True)
+    assert (untitled.title, untitled.titled) == ("Untitled words.", False)
+    assert not extract("notes.txt", b"Plain text.")[0].titled  # named after its file
 
 
 def test_deeply_nested_html_is_read() -> None:

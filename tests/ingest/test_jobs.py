@@ -139,3 +139,36 @@ def test_deleting_a_document_never_reads_its_text(
     delete_document(ingestor.store, ingestor.indexes, result["files"][0]["documents"][0])
     assert reads and not any(reads)
     assert ingestor.store.list_documents()[1] == 0
+
+
+class RecordingEmbedder(FakeEmbedder):
+    """Keeps every text it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts += texts
+        return super().embed(texts)
+
+
+def test_a_documents_own_title_is_embedded_with_its_later_chunks(store: Store) -> None:
+    embedder = RecordingEmbedder()
+    indexes = Indexes(store, FaissFiles(None))
+    ingestor = Ingestor(
+        store, indexes, embedder, encoder=lambda: ENCODER, chunk_tokens=40, chunk_overlap=8
+    )
+    body = "Otters hold hands while they sleep. " * 12
+    titled = Extracted(
+        title="Sea otters", text=f"Sea otters {body}", source_type="json", titled=True
+    )
+    named = Extracted(title="notes", text=body, source_type="txt")
+    run(ingestor, [Source("a.jsonl", [titled]), Source("notes.txt", [named])])
+    stored = [c.text for d in store.list_documents(1, limit=10)[0] for c in store.get_chunks(d.id)]
+    later = [text for text in embedder.texts if not text.startswith("Sea otters Otters")]
+    assert len(stored) == len(embedder.texts) > 4
+    # The stored chunks are the text as written; the model read the title above the later ones.
+    assert all(not text.startswith("Sea otters\n") for text in stored)
+    assert sum(text.startswith("Sea otters\n") for text in later) >= 2
+    assert not any(text.startswith("notes\n") for text in embedder.texts)
