@@ -44,6 +44,7 @@ from app.ingest.extract import json_record
 from app.ingest.jobs import Ingestor
 from app.ingest.sources import Source
 from app.search import Searcher, SearchQuery
+from app.search import fusion as fusion_module
 from app.search import search as search_module
 from app.search.query import QueryLimits, Signal
 from app.settings import Settings
@@ -204,9 +205,10 @@ def _file_digest(path: Path) -> str:
 class Candidates:
     """One query's document rankings from each list, as (document external id, score)."""
 
-    semantic: list[tuple[str, float]]
+    semantic: list[tuple[str, float]]  # with the chunks keyword search alone found, as fused
     keyword: list[tuple[str, float]]
     weight: float  # the keyword weight the app gives this query
+    coverage: float  # how much of the query the best keyword hit holds
 
 
 @dataclass
@@ -253,13 +255,19 @@ def candidates(loaded: Loaded) -> None:
     judged = {q for qrels in loaded.evalset.qrels.values() for q in qrels}
     searcher.embedder.embed([loaded.evalset.queries[q] for q in sorted(judged)])  # one batch
     for query_id in sorted(judged):
-        query = SearchQuery(loaded.evalset.queries[query_id])
-        semantic, keyword, _ = searcher._candidates(collection, query)
+        text = loaded.evalset.queries[query_id]
+        query = SearchQuery(text)
+        semantic, keyword, vector = searcher._candidates(collection, query)
+        weight = searcher._keyword_weight(collection, query, semantic, keyword) or 0.0
+        assert vector is not None  # a hybrid query is embedded
+        semantic = searcher._with_cosines(collection, vector, semantic, keyword)
         owners = searcher.store.chunk_documents({i for i, _ in semantic + keyword})
+        top = keyword[0][0] if keyword else None
         loaded.candidates[query_id] = Candidates(
             _documents(semantic, owners, loaded.external),
             _documents(keyword, owners, loaded.external),
-            searcher._keyword_weight(collection, query, keyword) or 0.0,
+            weight,
+            0.0 if top is None else searcher.store.keyword_coverage(collection.id, text, top),
         )
 
 
@@ -294,14 +302,30 @@ def _signals(ranking: list[tuple[str, float]]) -> dict[str, Signal]:
 
 
 def app_fusion(c: Candidates) -> list[str]:
-    """The app's own fusion (``app.search.search.fuse``) at the query's own keyword weight."""
-    return _ordered(search_module.fuse(_signals(c.semantic), _signals(c.keyword), c.weight))
+    """The app's own fusion (``app.search.fusion.fuse``) at the query's own keyword weight."""
+    return _ordered(fusion_module.fuse(_signals(c.semantic), _signals(c.keyword), c.weight))
 
 
-def fixed_weight(c: Candidates) -> list[str]:
-    """The app's fusion with the keyword weight fixed (no coverage gate)."""
-    weight = search_module.KEYWORD_WEIGHT
-    return _ordered(search_module.fuse(_signals(c.semantic), _signals(c.keyword), weight))
+def coverage_alone(c: Candidates, weight: float = 0.4) -> list[str]:
+    """The fusion before the confidence reading: the coverage gate up to ``weight`` alone."""
+    gated = weight * fusion_module.keyword_weight(c.coverage) / fusion_module.KEYWORD_WEIGHT
+    return _ordered(fusion_module.fuse(_signals(c.semantic), _signals(c.keyword), gated))
+
+
+def z_scores(c: Candidates, weight: float = 0.7) -> list[str]:
+    """Both lists as z-scores (Qdrant's DBSF up to scale), keyword at ``weight`` x the
+    coverage gate; an id missing from a list takes that list's lowest."""
+    gate = fusion_module.keyword_weight(c.coverage) / fusion_module.KEYWORD_WEIGHT
+    scores: dict[str, float] = defaultdict(float)
+    for ranking, share in ((c.semantic, 1.0), (c.keyword, weight * gate)):
+        if not ranking:
+            continue
+        values = np.array([score for _, score in ranking])
+        spread = float(values.std()) or 1.0
+        z = {doc: (score - values.mean()) / spread for doc, score in ranking}
+        for doc in {d for d, _ in c.semantic} | {d for d, _ in c.keyword}:
+            scores[doc] += share * z.get(doc, min(z.values()))
+    return _ordered(scores)
 
 
 def rrf(c: Candidates) -> list[str]:
@@ -324,8 +348,9 @@ def top_normalised(c: Candidates, share: float = 0.65) -> list[str]:
 
 
 VARIANTS: dict[str, Fusion] = {
-    "app (coverage-gated)": app_fusion,
-    "same, weight fixed": fixed_weight,
+    "app (coverage and confidence)": app_fusion,
+    "coverage gate alone, 0.4 (before)": coverage_alone,
+    "z-scores 0.7": z_scores,
     "top-normalised 0.65/0.35": top_normalised,
     "rrf k=60": rrf,
 }

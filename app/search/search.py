@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
 from app.errors import BadRequest, Conflict
 from app.index.indexes import Indexes
 from app.ingest.embedder import Embedder
+from app.search.fusion import fuse, keyword_weight, standout
 from app.search.query import (
     GROUPS,
     Hit,
@@ -37,38 +37,8 @@ from app.store.records import Collection
 
 DEPTH = 300  # candidate chunks taken from each ranking (more costs time, adds ~nothing)
 EXACT_LIMIT = 20_000  # a filter allowing at most this many chunks is scored exactly
-# Hybrid fusion, chosen on the train queries of three sets (SciFact; AG News titles finding
-# their own article; BANKING77 questions finding their intent) with bench/fusion.py:
-# a hit's cosine plus KEYWORD_WEIGHT times its BM25 score over the best BM25 score, where the
-# keyword weight ramps from 0 to KEYWORD_WEIGHT as the best keyword hit holds COVERAGE_RAMP of the
-# query (by IDF; ``Store.keyword_coverage``). A keyword list whose best hit matches only a few
-# of the query's words (short titles, questions against short names) is mostly chance matches;
-# a fixed weight let such lists pull hybrid below semantic alone (BANKING77 -0.030).
-KEYWORD_WEIGHT = 0.4
-COVERAGE_RAMP = (0.2, 0.3)
 
 Ranking = list[tuple[int, float]]  # (id, score), best first
-K = TypeVar("K", int, str)  # what is ranked: chunk or document ids (the benchmark's own ids)
-
-
-def keyword_weight(coverage: float) -> float:
-    """How much the keyword ranking counts in a query whose best keyword hit holds
-    ``coverage`` (0 to 1) of the query: 0 below the ramp, KEYWORD_WEIGHT above it."""
-    low, high = COVERAGE_RAMP
-    return KEYWORD_WEIGHT * min(1.0, max(0.0, (coverage - low) / (high - low)))
-
-
-def fuse(semantic: dict[K, Signal], keyword: dict[K, Signal], weight: float) -> dict[K, float]:
-    """Every id's fused score: its cosine (0 if the semantic ranking lacks it) plus ``weight``
-    times its keyword score over the keyword ranking's best."""
-    best = _best(keyword)
-    fused: dict[K, float] = {}
-    for key in semantic.keys() | keyword.keys():
-        total = s.score if (s := semantic.get(key)) is not None else 0.0
-        if (k := keyword.get(key)) is not None:
-            total += weight * k.score / best
-        fused[key] = total
-    return fused
 
 
 class Searcher:
@@ -92,7 +62,9 @@ class Searcher:
         if not collection.chunks:
             return Page([], 0, empty_message(collection))
         semantic, keyword, vector = self._candidates(collection, query)
-        weight = self._keyword_weight(collection, query, keyword)
+        weight = self._keyword_weight(collection, query, semantic, keyword)
+        if weight is not None and vector is not None:
+            semantic = self._with_cosines(collection, vector, semantic, keyword)
         ranked = self._rank(query, semantic, keyword, weight)
         cosines: dict[int, float] = {}
         if vector is not None:
@@ -105,14 +77,29 @@ class Searcher:
         return Page(self._hits(query, page, cosines, weight), len(ranked))
 
     def _keyword_weight(
-        self, collection: Collection, query: SearchQuery, keyword: Ranking
+        self, collection: Collection, query: SearchQuery, semantic: Ranking, keyword: Ranking
     ) -> float | None:
-        """The keyword ranking's weight in a hybrid search (None in the other modes)."""
+        """The keyword ranking's weight in a hybrid search (None in the other modes): by how
+        much of the query its best hit holds, and how far each list's top stands out."""
         if query.mode != "hybrid":
             return None
         if not keyword or query.text is None:
             return 0.0
-        return keyword_weight(self.store.keyword_coverage(collection.id, query.text, keyword[0][0]))
+        return keyword_weight(
+            self.store.keyword_coverage(collection.id, query.text, keyword[0][0]),
+            standout([score for _, score in semantic]),
+            standout([score for _, score in keyword]),
+        )
+
+    def _with_cosines(
+        self, collection: Collection, vector: np.ndarray, semantic: Ranking, keyword: Ranking
+    ) -> Ranking:
+        """The semantic ranking with the chunks only keyword search found, at their own cosines:
+        fused, such a hit counts its real similarity rather than none."""
+        known = dict(semantic)
+        found = chunk_cosines(self.store, collection.id, vector, (i for i, _ in keyword), known)
+        scored = known | found
+        return top(np.array(list(scored)), np.array(list(scored.values())), len(scored))
 
     def _candidates(
         self, collection: Collection, query: SearchQuery
@@ -380,12 +367,6 @@ def _order(
 def _signals(ranking: Ranking) -> dict[int, Signal]:
     """Each id's rank (1-based) and score in a best-first ranking."""
     return {key: Signal(rank, score) for rank, (key, score) in enumerate(ranking, 1)}
-
-
-def _best(signals: dict[K, Signal]) -> float:
-    """The top score of a ranking, to scale the others by (1 when it is not positive)."""
-    top_score = max((signal.score for signal in signals.values()), default=1.0)
-    return top_score if top_score > 0 else 1.0
 
 
 def _best_per(ranking: Ranking, owners: dict[int, int]) -> Ranking:

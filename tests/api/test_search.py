@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from app.search.fusion import KEYWORD_WEIGHT, MAX_TRUST
 from tests.support.api import assert_error, ingest
 
 DOCUMENTS = [
@@ -38,7 +39,7 @@ def test_search_hit_shape(loaded: TestClient) -> None:
     explanation = hit["explanation"]
     assert explanation["semantic"]["rank"] == 1 and explanation["keyword"]["rank"] == 1
     assert hit["score"] == explanation["fused"]
-    assert 0 < explanation["keyword_weight"] <= 0.4
+    assert 0 < explanation["keyword_weight"] <= KEYWORD_WEIGHT * MAX_TRUST
 
 
 def test_get_search(loaded: TestClient) -> None:

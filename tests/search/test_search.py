@@ -7,8 +7,16 @@ import pytest
 
 from app.errors import BadRequest, NotFound
 from app.search import Filters, Searcher, SearchQuery, Signal
+from app.search.fusion import (
+    CONFIDENCE,
+    KEYWORD_WEIGHT,
+    MAX_TRUST,
+    fuse,
+    keyword_weight,
+    standout,
+)
 from app.search.query import MAX_RESULTS
-from app.search.search import KEYWORD_WEIGHT, fuse, keyword_weight, top
+from app.search.search import top
 from app.store.database import Store
 from app.store.keywords import COMMON_MIN
 from app.store.records import Collection
@@ -64,10 +72,10 @@ def test_hybrid_explains_both_rankings(searcher: Searcher, corpus: dict) -> None
     assert hit.chunk.text.startswith("A puppy")  # the document's best chunk
     assert hit.semantic == Signal(1, pytest.approx(hit.semantic.score))
     assert hit.keyword is not None and hit.keyword.rank == 1
-    # The best keyword hit holds every word of the query: keyword counts fully.
-    assert hit.keyword_weight == pytest.approx(KEYWORD_WEIGHT)
+    # The best keyword hit holds every word of the query: keyword counts, by its confidence.
+    assert 0 < hit.keyword_weight <= KEYWORD_WEIGHT * MAX_TRUST
     # Both rankings put it first: its cosine plus the whole keyword weight.
-    assert hit.fused == pytest.approx(hit.semantic.score + KEYWORD_WEIGHT)
+    assert hit.fused == pytest.approx(hit.semantic.score + hit.keyword_weight)
     assert hit.score == hit.fused
 
 
@@ -265,6 +273,44 @@ def test_fuse_adds_the_weighted_scaled_keyword_score_to_the_cosine() -> None:
 )
 def test_keyword_weight_ramps_with_coverage(coverage: float, weight: float) -> None:
     assert keyword_weight(coverage) == pytest.approx(weight)
+    assert keyword_weight(coverage, 2.0, 2.0) == pytest.approx(weight)  # equally sure
+
+
+def test_keyword_weight_follows_the_lists_confidence_within_bounds() -> None:
+    assert keyword_weight(1.0, 1.0, 2.0) == pytest.approx(KEYWORD_WEIGHT * (1 + CONFIDENCE))
+    assert keyword_weight(1.0, 2.0, 1.0) == pytest.approx(KEYWORD_WEIGHT * (1 - CONFIDENCE))
+    assert keyword_weight(1.0, 0.0, 1e6) == pytest.approx(KEYWORD_WEIGHT * MAX_TRUST)
+    assert keyword_weight(1.0, 1e6, 0.0) == 0.0
+    assert keyword_weight(0.0, 0.0, 1e6) == 0.0  # the coverage gate still closes
+
+
+def test_standout_reads_how_far_the_top_score_leads() -> None:
+    level = [1.0, 0.99, 0.98, 0.97, 0.96, 0.95]
+    leading = [3.0, 0.99, 0.98, 0.97, 0.96, 0.95]
+    assert standout(leading) > standout(level) > 0
+    assert standout([0.5] * 5) == 0.0
+    assert standout([0.5]) == standout([]) == 0.0
+
+
+def test_a_hit_found_by_keyword_alone_is_fused_with_its_own_cosine(
+    searcher: Searcher, corpus: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dogs = {chunk.id for chunk in searcher.store.get_chunks(corpus["dogs"])}
+    candidates = searcher._candidates
+
+    def without_dogs(*args: object) -> tuple:  # as if the vector index had not found them
+        semantic, keyword, vector = candidates(*args)
+        return [hit for hit in semantic if hit[0] not in dogs], keyword, vector
+
+    monkeypatch.setattr(searcher, "_candidates", without_dogs)
+    hits = searcher.search("default", SearchQuery("postman", group_by="chunk", k=10)).hits
+    [found] = [hit for hit in hits if hit.chunk.id in dogs]
+    assert found.keyword is not None and found.keyword.rank == 1
+    collection = searcher.store.get_collection("default")
+    _, vectors = searcher.store.chunk_vectors(collection.id, [found.chunk.id])
+    cosine = float(vectors[0] @ searcher.embedder.embed(["postman"])[0])
+    assert found.similarity == pytest.approx(cosine)
+    assert found.fused == pytest.approx(cosine + found.keyword_weight)
 
 
 def test_top_breaks_ties_by_id() -> None:
