@@ -62,6 +62,7 @@ def build_engine(settings: Settings, metrics: Metrics, load: Loader | None = Non
         batch_tokens=settings.batch_tokens,
         max_queued=settings.max_queued_inputs,
         metrics=metrics,
+        nice=settings.background_nice,
     )
 
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         poll_seconds=settings.job_poll_seconds,
         max_attempts=settings.job_max_attempts,
         removals_keep_seconds=settings.removals_keep_seconds,
+        nice=settings.background_nice,
     )
 
     @asynccontextmanager

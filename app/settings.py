@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     model_threads: int = Field(
         0, description="Threads the model runs on (torch or ONNX Runtime); 0: one per core."
     )
+    background_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="Nice steps by which the model's threads and ingestion run below the "
+        "request threads (Linux): on busy cores a search does not wait its turn behind bulk work; "
+        "0: same priority.",
+    )
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8",
         description="Model runtime: `torch`, `onnx` or `onnx-int8` (built once, then cached; a "

@@ -1,4 +1,4 @@
-"""Ingesting SciFact, timed: the raw engine against end to end through the API (used by scifact).
+"""Ingesting SciFact, timed: the raw engine against end to end through the API, in one run.
 
 Raw: the chunk texts the server would embed (same chunker, same tokenizer), encoded in-process,
 length-sorted in batches of 64 as a tuned loop would. End to end: the corpus uploaded as one JSON
@@ -6,6 +6,11 @@ Lines file to a real server with ``?wait=true``; also the on-disk size per 1,000
 server's peak memory. Both say their CPU per chunk: on a machine others load, the two runs get
 different shares of the cores, and the ratio of CPU per chunk is the steadier comparison (with
 the model keeping both cores busy, throughput follows it).
+
+``run`` takes turns, raw then end to end (a new server each time), and reports the median of the
+rounds' ratios: the machine's speed drifts between minutes. ``scifact`` uses the two parts too.
+
+    python -m bench --only ingest [--quick]   (or python -m bench.ingest)
 """
 
 from __future__ import annotations
@@ -13,12 +18,21 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench.runner import Row, at_least, run_alone
 from tests.support.datasets import dataset
+from tests.support.server import running_server
+
+TARGET = 0.95  # end-to-end chunks/s over the raw engine's on the same chunks
+BACKEND = "onnx-int8"  # the served default
+ROUNDS, QUICK_ROUNDS = 2, 1
+DOCS, QUICK_DOCS = 2000, 300  # 2,000 documents: ~5,000 chunks, about a minute each way
 
 
 def cpu_seconds(pid: int) -> float:
@@ -110,3 +124,62 @@ def end_to_end(url: str, pid: int, docs: list[dict], data: Path) -> dict:
         "disk_bytes_per_1000_chunks": disk / chunks * 1000,
         "peak_rss_mb": peak_kb / 1024,
     }
+
+
+def run(quick: bool = False) -> dict:
+    """Rounds of the raw engine, then the same documents end to end; the ratios' median."""
+    docs = records(QUICK_DOCS if quick else DOCS)
+    rounds = []
+    for _ in range(QUICK_ROUNDS if quick else ROUNDS):
+        load = os.getloadavg()[0]
+        raw = raw_engine(docs, BACKEND)
+        with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as (url, proc, _):
+            e2e = end_to_end(url, proc.pid, docs, Path(tmp) / "data")
+        ratio = e2e["chunks_per_s"] / raw["chunks_per_s"]
+        rounds.append({"raw": raw, "e2e": e2e, "ratio": ratio, "load": (load, os.getloadavg()[0])})
+    return {
+        "documents": len(docs),
+        "chunks": rounds[0]["raw"]["chunks"],
+        "rounds": rounds,
+        "ratio": statistics.median(r["ratio"] for r in rounds),
+    }
+
+
+def rows(result: dict) -> list[Row]:
+    """The ratio against its target, then each round's ratio, rates and CPU per chunk."""
+    n, chunks = result["documents"], result["chunks"]
+    out = [
+        at_least(
+            f"SciFact ingest ({n} docs, {chunks} chunks) end to end / raw",
+            result["ratio"],
+            TARGET,
+            "x",
+        )
+    ]
+    for i, r in enumerate(result["rounds"], 1):
+        raw, e2e, (before, after) = r["raw"], r["e2e"], r["load"]
+        out += [
+            Row(
+                f"round {i} (load average {before:.1f} -> {after:.1f}): end to end / raw",
+                r["ratio"],
+                "x",
+                digits=3,
+            ),
+            Row(
+                f"round {i}: raw engine / end to end",
+                raw["chunks_per_s"],
+                f"/ {e2e['chunks_per_s']:.1f} chunks/s",
+                digits=1,
+            ),
+            Row(
+                f"round {i}: CPU per chunk, raw engine / server",
+                raw["cpu_ms_per_chunk"],
+                f"/ {e2e['cpu_ms_per_chunk']:.2f} ms",
+                digits=2,
+            ),
+        ]
+    return out
+
+
+if __name__ == "__main__":
+    run_alone("ingest")

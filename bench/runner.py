@@ -31,6 +31,7 @@ BENCHES = {
     "embeddings": True,
     "backends": True,
     "scifact": True,
+    "ingest": True,  # SciFact ingested end to end against the raw engine, in turns
     "index_scale": True,
     "clustering": True,
     "folders": True,

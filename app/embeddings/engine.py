@@ -11,7 +11,10 @@ An encoder that runs several batches at once (``Encoder.concurrency``: onnx-int8
 core, each row alone) gets as many worker threads, and each takes at most its share of what is
 queued (guided self-scheduling), so the workers finish together and no core waits for another's
 round. Its rounds are a few rows each: rows run alone gain nothing from large batches, while
-small ones hand results back steadily and let an urgent request in within milliseconds.
+small ones hand results back steadily and let an urgent request in within milliseconds. A
+search's own query does not queue for such an encoder at all: it runs on the searching thread.
+The workers run a few nice steps below the request threads (``nice``), so on busy cores the
+requests' own work, a search's query included, goes first.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from app.embeddings.queue import Item, Lanes, Priority, Request, deliver, settle
 from app.embeddings.token_ids import TokenIdMode, decode_openai, unknown_id
 from app.errors import BadRequest, ServiceUnavailable
 from app.metrics import Metrics
+from app.priority import lower_thread_priority
 from app.settings import DEFAULTS
 
 log = logging.getLogger("embedsearch.engine")
@@ -71,6 +75,7 @@ class Engine:
         batch_tokens: int = DEFAULTS.batch_tokens,
         max_queued: int = DEFAULTS.max_queued_inputs,
         metrics: Metrics | None = None,
+        nice: int = DEFAULTS.background_nice,
     ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
@@ -81,6 +86,7 @@ class Engine:
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.max_queued = max_queued
+        self.nice = nice
         self._queue = Lanes(max_queued)
         self._cond = threading.Condition()
         self._stopping = False
@@ -138,8 +144,14 @@ class Engine:
         dimensions: int | None = None,
         priority: Priority = Priority.API,
     ) -> Embedded:
-        """Embed texts or token-id arrays; blocks until done."""
-        spec, request, tokens = self._submit(inputs, model, dimensions, priority)
+        """Embed texts or token-id arrays; blocks until done.
+
+        A search's texts skip the queue when the model runs rows alone: they run right here,
+        beside the workers' rows, so a search waits for no round in flight, and its share of
+        the cores is the caller's, above the workers' (``nice``).
+        """
+        here = priority is Priority.SEARCH
+        spec, request, tokens = self._submit(inputs, model, dimensions, priority, here=here)
         return self._finish(spec, request.future.result(), tokens, dimensions)
 
     async def aembed(
@@ -176,6 +188,7 @@ class Engine:
         dimensions: int | None,
         priority: Priority,
         waiter: asyncio.Future[np.ndarray] | None = None,
+        here: bool = False,
     ) -> tuple[ModelSpec, Request, int]:
         spec = self.spec(model)
         encoder = self.encoder(spec.id)
@@ -192,7 +205,10 @@ class Engine:
         vectors = np.empty((len(seqs), encoder.dimensions), np.float32)
         loop = waiter.get_loop() if waiter else None
         request = Request(encoder, seqs, vectors, len(seqs), loop=loop, waiter=waiter)
-        self._enqueue(request, priority)
+        if here and encoder.concurrency > 1:
+            request.future.set_result(encoder.encode(seqs))
+        else:
+            self._enqueue(request, priority)
         self.metrics.tokens.inc(tokens)
         return spec, request, tokens
 
@@ -264,6 +280,8 @@ class Engine:
             self._cond.notify()
 
     def _run(self) -> None:
+        # The workers, and the model's own thread pools, are started from this thread.
+        lower_thread_priority(self.nice)
         try:
             for spec in self.registry.specs.values():
                 self.encoders[spec.id] = self._load(spec)

@@ -17,6 +17,7 @@ import uuid
 
 from app.ingest.jobs import Ingestor
 from app.ingest.sources import Source, sources_from_payload, sources_payload
+from app.priority import lower_thread_priority
 from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.records import Job
@@ -42,6 +43,7 @@ class JobWorker:
         poll_seconds: float = DEFAULTS.job_poll_seconds,
         max_attempts: int = DEFAULTS.job_max_attempts,
         removals_keep_seconds: float = DEFAULTS.removals_keep_seconds,
+        nice: int = DEFAULTS.background_nice,
     ) -> None:
         self.store = store
         self.ingestor = ingestor
@@ -51,6 +53,7 @@ class JobWorker:
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self.removals_keep_seconds = removals_keep_seconds
+        self.nice = nice
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,6 +106,7 @@ class JobWorker:
                 log.exception("Could not renew the lease on job %s", job_id)
 
     def _loop(self) -> None:
+        lower_thread_priority(self.nice)  # and the planning thread each job starts from here
         pruned = 0.0
         while not self._stop.is_set():
             self._wake.clear()  # before claiming: a job queued meanwhile wakes the next wait

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import threading
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +125,35 @@ def test_an_encoder_running_batches_at_once_gets_as_many_workers() -> None:
         engine.stop()
     # The request's rows came from batches run by both workers, and are all in their place.
     assert np.allclose(result.vectors, alone, atol=1e-6)
+
+
+class NiceFake(FakeEncoder):
+    """A fake that, like onnx-int8, runs two batches at once, and notes each thread's nice."""
+
+    concurrency = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nice: set[int] = set()
+
+    def encode(self, batch: list[list[int]]) -> np.ndarray:
+        self.nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().encode(batch)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_model_runs_below_the_callers_priority() -> None:
+    fake = NiceFake()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=64, nice=3)
+    engine.start()
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(engine.embed, [f"text {i} " * 20 for i in range(40)]))
+    finally:
+        engine.stop()
+    assert fake.nice == {min(19, caller + 3)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
 
 
 def test_each_worker_takes_its_share_of_the_queue() -> None:
@@ -251,7 +282,7 @@ class RowsFake(ConcurrentFake):
             yield self.encode([ids])[0]
 
 
-def test_a_search_cuts_into_a_round_of_bulk_rows_between_two_rows() -> None:
+def test_an_api_call_cuts_into_a_round_of_bulk_rows_between_two_rows() -> None:
     fake = RowsFake()
     engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=4096)
     engine.start()
@@ -261,15 +292,36 @@ def test_a_search_cuts_into_a_round_of_bulk_rows_between_two_rows() -> None:
             bulk = pool.submit(engine.embed, texts, priority=Priority.BULK)
             for _ in range(2):  # both workers are inside a round of bulk rows
                 assert fake.rows_started.acquire(timeout=5)
-            search = pool.submit(engine.embed, "search text", priority=Priority.SEARCH)
-            while not engine._queue.lanes[Priority.SEARCH]:
+            call = pool.submit(engine.embed, "api text", priority=Priority.API)
+            while not engine._queue.lanes[Priority.API]:
                 threading.Event().wait(0.005)
             fake.row_gate.set()
             vectors = bulk.result(10).vectors
-            search.result(10)
+            call.result(10)
     finally:
         engine.stop()
-    # Each worker finished the row it was running, then the search went next, not after the
+    # Each worker finished the row it was running, then the API call went next, not after the
     # rest of the round; the bulk rows put back still came out right and in their places.
-    assert "search" in fake.done[:3] and len(fake.done) == 17
+    assert "api" in fake.done[:3] and len(fake.done) == 17
     assert np.allclose(vectors, fake.encode(fake.tokenize(texts)), atol=1e-6)
+
+
+def test_a_search_runs_on_its_own_thread_while_the_workers_are_busy() -> None:
+    fake = RowsFake()
+    engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=4096)
+    engine.start()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            bulk = pool.submit(
+                engine.embed, [f"bulk {i}" for i in range(8)], priority=Priority.BULK
+            )
+            for _ in range(2):  # both workers are held inside a round of bulk rows
+                assert fake.rows_started.acquire(timeout=5)
+            found = engine.embed("search text", priority=Priority.SEARCH)
+            assert not bulk.done()  # the search did not wait for them
+            fake.row_gate.set()
+            bulk.result(10)
+    finally:
+        fake.row_gate.set()
+        engine.stop()
+    assert np.allclose(found.vectors, fake.encode(fake.tokenize(["search text"])), atol=1e-6)
