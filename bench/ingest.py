@@ -70,6 +70,7 @@ def raw_engine(docs: list[dict], backend: str, sample: int | None = None) -> dic
             encoder.tokenizer,
             max_tokens=settings.chunk_tokens,
             overlap=settings.chunk_overlap,
+            title=doc["title"],  # as the server reads a record's title with its chunks
         )
     ]
     chunks = len(texts)
