@@ -1,9 +1,10 @@
 """Bulk work yields the cores to requests: a lower CPU priority for the threads that do it.
 
 On two busy cores the model's threads, ingestion and the request threads all want the CPU. With
-equal shares a search waited its turn behind the model's rounds at every step (measured: p99 of
-a search under 64 embedding connections and a bulk upload 77 ms, 33 ms with the model's threads
-5 nice steps lower). The model still gets every cycle the requests leave.
+equal shares a search waited its turn behind the model's rounds at every step (measured in
+alternating runs on a busy machine: p99 of a search under 64 embedding connections and a bulk
+upload 64-76 ms, 47-50 ms with the model's threads 5 nice steps lower). The model still gets
+every cycle the requests leave.
 """
 
 from __future__ import annotations
