@@ -15,14 +15,19 @@ import sys
 import threading
 
 MAX_NICE = 19
+PER_THREAD = sys.platform.startswith("linux")  # where a thread's id is a PRIO_PROCESS target
+
+
+def thread_nice() -> int:
+    """The calling thread's nice value (Linux)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 def lower_thread_priority(steps: int) -> None:
     """Lower the calling thread's CPU priority by ``steps`` nice steps; threads it starts later
     inherit it. Linux only (elsewhere, or with 0, nothing changes)."""
-    if steps <= 0 or not sys.platform.startswith("linux"):
+    if steps <= 0 or not PER_THREAD:
         return
-    thread = threading.get_native_id()  # on Linux a thread's id is a PRIO_PROCESS target
     with contextlib.suppress(OSError):
-        now = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(MAX_NICE, now + steps))
+        target = min(MAX_NICE, thread_nice() + steps)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), target)

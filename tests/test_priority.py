@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 
 import pytest
 
-from app.priority import MAX_NICE, lower_thread_priority
+from app.priority import MAX_NICE, PER_THREAD, lower_thread_priority, thread_nice
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's"
-)
-
-
-def thread_nice() -> int:
-    """The calling thread's nice value."""
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+pytestmark = pytest.mark.skipif(not PER_THREAD, reason="per-thread nice values are Linux's")
 
 
 def nice_in_thread(steps: int) -> tuple[int, int]:

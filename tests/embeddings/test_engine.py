@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 import threading
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +16,7 @@ from app.embeddings.engine import Engine
 from app.embeddings.models import ModelRegistry, bundled_minilm
 from app.embeddings.queue import Priority
 from app.errors import BadRequest, NotFound
+from app.priority import MAX_NICE, PER_THREAD, thread_nice
 from tests.support.fakes import FakeEncoder
 
 
@@ -137,23 +136,23 @@ class NiceFake(FakeEncoder):
         self.nice: set[int] = set()
 
     def encode(self, batch: list[list[int]]) -> np.ndarray:
-        self.nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        self.nice.add(thread_nice())
         return super().encode(batch)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+@pytest.mark.skipif(not PER_THREAD, reason="per-thread nice is Linux's")
 def test_the_model_runs_below_the_callers_priority() -> None:
     fake = NiceFake()
     engine = Engine(ModelRegistry([bundled_minilm()]), lambda spec: fake, batch_tokens=64, nice=3)
     engine.start()
-    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    caller = thread_nice()
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(engine.embed, [f"text {i} " * 20 for i in range(40)]))
     finally:
         engine.stop()
-    assert fake.nice == {min(19, caller + 3)}
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    assert fake.nice == {min(MAX_NICE, caller + 3)}
+    assert thread_nice() == caller
 
 
 def test_each_worker_takes_its_share_of_the_queue() -> None:

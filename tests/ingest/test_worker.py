@@ -3,9 +3,6 @@ the job without storing anything twice."""
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
 
 import numpy as np
@@ -18,6 +15,7 @@ from app.ingest.extract import Extracted
 from app.ingest.jobs import Ingestor
 from app.ingest.sources import Source
 from app.ingest.worker import JobWorker
+from app.priority import MAX_NICE, PER_THREAD, thread_nice
 from app.store.database import Store
 from tests.support.fakes import FakeEmbedder, FakeEncoder
 
@@ -50,7 +48,7 @@ class NiceEmbedder(FakeEmbedder):
         self.nice: set[int] = set()
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        self.nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        self.nice.add(thread_nice())
         return super().embed(texts)
 
 
@@ -110,9 +108,8 @@ def test_the_worker_thread_runs_jobs_queued_by_another_replica(
             assert time.monotonic() < deadline, done
             time.sleep(0.05)
         assert done.worker == "running" and done.result["added"] == 3
-        if sys.platform.startswith("linux"):  # ingestion ran below the requests' priority
-            caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-            assert embedder.nice == {min(19, caller + 2)}
+        if PER_THREAD:  # ingestion ran below the requests' priority
+            assert embedder.nice == {min(MAX_NICE, thread_nice() + 2)}
     finally:
         running.stop()
         for worker in (queuing, running):
