@@ -93,12 +93,12 @@ def raw_engine(docs: list[dict], backend: str, sample: int | None = None) -> dic
     }
 
 
-def upload(url: str, docs: list[dict], collection: str) -> httpx.Response:
-    """Upload the documents as one JSON Lines file and wait for them to be stored."""
+def upload(url: str, docs: list[dict], collection: str, wait: bool = True) -> httpx.Response:
+    """Upload the documents as one JSON Lines file; with ``wait``, answer once they are stored."""
     body = "\n".join(json.dumps(d) for d in docs).encode()
     response = httpx.post(
         f"{url}/api/documents",
-        params={"wait": "true"},
+        params={"wait": str(wait).lower()},
         files={"files": (f"{collection}.jsonl", body)},
         data={"collection": collection},
         timeout=7200,

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench.embeddings import MODEL, load_default_encoder, rate_and_cpu, short_texts
-from bench.ingest import cpu_seconds, records
+from bench.ingest import cpu_seconds, records, upload
 from bench.runner import Row, at_least, at_most, run_alone
 from tests.support.server import running_server
 
@@ -148,12 +148,12 @@ def query_under_load(url: str, script: Path, seconds: int, quick: bool) -> dict:
     """p50/p99 of searches, one at a time, under 64 wrk connections and a bulk upload."""
     docs = records(300 if quick else 2000)
     seed, bulk = docs[:50], docs[50:]
-    _upload(url, seed, wait=True)  # something to search
+    upload(url, seed, "default")  # something to search (where a search without a collection looks)
     load = subprocess.Popen(
         ["wrk", "-t1", "-c64", f"-d{seconds}s", "-s", str(script), f"{url}/v1/embeddings"],
         stdout=subprocess.DEVNULL,
     )
-    uploading = threading.Thread(target=_upload, args=(url, bulk, False))
+    uploading = threading.Thread(target=upload, args=(url, bulk, "default", False))
     uploading.start()
     load_before = os.getloadavg()[0]
     queries = short_texts()
@@ -175,16 +175,6 @@ def query_under_load(url: str, script: Path, seconds: int, quick: bool) -> dict:
         "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)],
         "load_average": (load_before, os.getloadavg()[0]),
     }
-
-
-def _upload(url: str, docs: list[dict], wait: bool) -> None:
-    body = "\n".join(json.dumps(d) for d in docs).encode()
-    httpx.post(
-        f"{url}/api/documents",
-        params={"wait": str(wait).lower()},
-        files={"files": ("scifact.jsonl", body)},
-        timeout=600,
-    ).raise_for_status()
 
 
 def _median_ms(seconds: list[float]) -> float | None:
