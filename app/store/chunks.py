@@ -78,7 +78,7 @@ class Chunks(Collections):
         self, collection_id: int, ids: Iterable[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Stored chunk ids (int64) and their vectors (float32 rows), for index rebuilds."""
-        dimensions = self.get_collection_by_id(collection_id).dimensions
+        dimensions = self.collection_dimensions(collection_id)
         sql = "SELECT id, vector FROM chunks WHERE collection_id = ?"
         params: list[Any] = [collection_id]
         if ids is not None:
@@ -88,7 +88,7 @@ class Chunks(Collections):
 
     def document_chunk_vectors(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Each chunk's document id (int64) and vector (float32 rows), for document vectors."""
-        dimensions = self.get_collection_by_id(collection_id).dimensions
+        dimensions = self.collection_dimensions(collection_id)
         rows = self._tuples(
             "SELECT document_id, vector FROM chunks WHERE collection_id = ?", [collection_id]
         )
@@ -104,7 +104,7 @@ class Chunks(Collections):
         removed = self._tuples(
             f"SELECT chunk_id FROM chunk_removals WHERE {window}", [collection_id, since, until]
         )
-        dimensions = self.get_collection_by_id(collection_id).dimensions
+        dimensions = self.collection_dimensions(collection_id)
         ids, vectors = vector_matrix(
             self._tuples(
                 f"SELECT id, vector FROM chunks WHERE {window} ORDER BY id",

@@ -66,7 +66,15 @@ class Collections(Connection):
 
     def collection_version(self, collection_id: int) -> int:
         """The collection's change counter (one query, cheap enough for every search)."""
-        rows = self._tuples("SELECT version FROM collections WHERE id = ?", [collection_id])
+        return self._collection_column(collection_id, "version")
+
+    def collection_dimensions(self, collection_id: int) -> int:
+        """The size of the collection's vectors, read alone: ``get_collection_by_id`` also
+        counts its documents, which costs more the bigger the collection (~2 ms at 5,000)."""
+        return self._collection_column(collection_id, "dimensions")
+
+    def _collection_column(self, collection_id: int, column: str) -> int:
+        rows = self._tuples(f"SELECT {column} FROM collections WHERE id = ?", [collection_id])
         if not rows:
             raise NotFound(f"No collection with id {collection_id}.", param="collection")
         return int(rows[0][0])

@@ -79,7 +79,7 @@ class Documents(Collections):
         ``external_id`` the collection already holds replaces that one too, so two writers
         (two replicas) sending the same external id at once end with one document.
         """
-        dimensions = self.get_collection_by_id(collection_id).dimensions
+        dimensions = self.collection_dimensions(collection_id)
         if vectors.shape != (len(chunks), dimensions):
             raise BadRequest(
                 f"Expected {len(chunks)} vectors of {dimensions} dimensions, "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -288,6 +290,33 @@ def test_chunk_lookups(store: Store, collection: Collection, add_doc: AddDoc) ->
     assert ids.tolist() == [a.chunk_ids[1], b.chunk_ids[0]]
     assert vectors.shape == (2, DIMENSIONS)
     assert store.chunk_ids(collection.id).tolist() == [*a.chunk_ids, *b.chunk_ids]
+
+
+def test_storing_and_reading_vectors_never_count_the_collections_documents(
+    store: Store, collection: Collection, add_doc: AddDoc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each document stored and each search reads vectors: counting the collection's documents
+    there would cost more the bigger the collection grows."""
+    a = add_doc(["one", "two"])
+    statements: list[str] = []
+
+    def spying(read: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(self: Store, sql: str, params: Iterable[Any] = ()) -> Any:
+            statements.append(sql)
+            return read(self, sql, params)
+
+        return spy
+
+    for method in ("_rows", "_tuples"):
+        monkeypatch.setattr(Store, method, spying(getattr(Store, method)))
+    add_doc(["three"])
+    store.chunk_vectors(collection.id, a.chunk_ids)
+    store.document_chunk_vectors(collection.id)
+    store.changes(collection.id, 0, store.collection_version(collection.id))
+    assert store.collection_dimensions(collection.id) == DIMENSIONS
+    assert statements and not [sql for sql in statements if "count(" in sql.lower()]
+    with pytest.raises(NotFound):
+        store.collection_dimensions(999)
 
 
 def test_keyword_search_ranks_by_bm25_with_stemming(
