@@ -134,6 +134,7 @@ class Documents(Collections):
                 )
                 for chunk, blob in zip(chunks, blobs, strict=True)
             ]
+            self._count(conn, collection_id, int(replace_id is None), len(chunks) - len(removed))
         return AddResult(document_id, chunk_ids, removed, replaced=replace_id is not None)
 
     def delete_document(self, document_id: int) -> list[int]:
@@ -144,6 +145,7 @@ class Documents(Collections):
             self._require_document(conn, document_id, collection_id)
             removed = self._delete_chunks(conn, collection_id, document_id, version)
             conn.execute("DELETE FROM documents WHERE id = ?", [document_id])
+            self._count(conn, collection_id, -1, -len(removed))
         return removed
 
     def delete_documents(self, document_ids: Iterable[int]) -> dict[int, list[int]]:
@@ -160,6 +162,7 @@ class Documents(Collections):
                     conn, collection_id, document.id, versions[collection_id]
                 )
                 conn.execute("DELETE FROM documents WHERE id = ?", [document.id])
+                self._count(conn, collection_id, -1, -len(chunk_ids))
                 removed.setdefault(collection_id, []).extend(chunk_ids)
         return removed
 

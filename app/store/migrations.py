@@ -130,12 +130,23 @@ CREATE TABLE IF NOT EXISTS chunk_removals (
 CREATE INDEX IF NOT EXISTS chunk_removals_version ON chunk_removals (collection_id, version)
 """
 
+# Counted from documents once; from then on kept by each write, in its own transaction.
+COUNTS = """
+ALTER TABLE collections ADD COLUMN documents BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE collections ADD COLUMN chunks BIGINT NOT NULL DEFAULT 0;
+UPDATE collections SET
+    documents = (SELECT count(*) FROM documents d WHERE d.collection_id = collections.id),
+    chunks = (SELECT coalesce(sum(d.chunk_count), 0) FROM documents d
+        WHERE d.collection_id = collections.id)
+"""
+
 MIGRATIONS = (
     Migration(1, "base schema", BASE),
     Migration(2, "one full-text table per collection (SQLite)"),
     Migration(
         3, "jobs any replica can run; chunk versions and removals for index following", REPLICAS
     ),
+    Migration(4, "document and chunk counts kept on each collection", COUNTS),
 )
 
 

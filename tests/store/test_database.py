@@ -107,6 +107,46 @@ def test_list_collections_counts_documents_and_chunks(store: Store, add_doc: Add
     ]
 
 
+def count_from_documents(store: Store) -> list[tuple[str, int, int]]:
+    rows = store._tuples(
+        "SELECT c.name, count(d.id), coalesce(sum(d.chunk_count), 0) FROM collections c "
+        "LEFT JOIN documents d ON d.collection_id = c.id GROUP BY c.name ORDER BY c.name"
+    )
+    return [(name, int(documents), int(chunks)) for name, documents, chunks in rows]
+
+
+def test_counts_stay_true_through_replacing_and_deleting(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    other = store.ensure_collection("other", "test-model", DIMENSIONS, "faiss")
+    a = add_doc(["a", "b", "c"])
+    b = add_doc(["d", "e"], external_id="e-1")
+    c = add_doc(["f"], collection_id=other.id)
+    add_doc(["g", "h", "i", "j"], replace_id=a.document_id)  # 3 chunks -> 4
+    add_doc(["k"], external_id="e-1")  # replaces b by its external id: 2 chunks -> 1
+    assert [(c.name, c.documents, c.chunks) for c in store.list_collections()] == [
+        ("notes", 2, 5),
+        ("other", 1, 1),
+    ]
+    store.delete_document(b.document_id)
+    store.delete_documents([a.document_id, c.document_id, 999])
+    shown = [(c.name, c.documents, c.chunks) for c in store.list_collections()]
+    assert shown == count_from_documents(store) == [("notes", 0, 0), ("other", 0, 0)]
+
+
+def test_the_counts_migration_counts_what_a_database_holds(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    add_doc(["a", "b", "c"])
+    add_doc(["d", "e"])
+    with store.dialect.transaction() as conn:  # back to the schema before migration 4
+        for column in ("documents", "chunks"):
+            conn.execute(f"ALTER TABLE collections DROP COLUMN {column}")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+    assert migrate(store.dialect) == [4]
+    assert [(c.name, c.documents, c.chunks) for c in store.list_collections()] == [("notes", 2, 5)]
+
+
 def test_add_document_stores_fields_chunks_and_exact_vectors(
     store: Store, collection: Collection
 ) -> None:
