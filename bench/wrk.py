@@ -8,7 +8,10 @@ text times the texts served, is the CPU each request costs outside the model. Th
 is reported beside each case: others' work on the machine skews every figure.
 
 Cases: one short text (a SciFact claim) per request at 1, 16, 64 and 256 connections; 32
-ingestion-sized texts (~200 tokens) per request at 16 connections. Then a search user beside a
+ingestion-sized texts (~200 tokens) per request at 16 connections. A timed round drops the requests
+still in flight when it ends, up to one per connection: negligible for short texts, but a 32-text
+request costs seconds of a slow machine's model, so that case sends a fixed number of requests
+(``fixed_work``) and times the first send to the last answer. Then a search user beside a
 busy server: searches one after another while 64 wrk connections send short texts and a bulk
 upload of SciFact ingests, p50/p99 of the searches (the engine serves a search query first).
 Without ``wrk`` on the PATH the rows say "not run".
@@ -42,6 +45,7 @@ CLIENTS = (1, 16, 64, 256)
 LONG_TOKENS = 200  # an ingestion chunk's size (the chunk_tokens default)
 LONG_PER_REQUEST = 32
 WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+JSON = {"Content-Type": "application/json"}
 
 
 def lua_script(bodies: list[str]) -> str:
@@ -96,6 +100,45 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> dict:
     }
 
 
+def fixed_work(url: str, requests: list[str], clients: int) -> dict:
+    """Requests/s and p50/p99 latency of sending ``requests`` over ``clients`` connections, each
+    connection sending its next one when its last is answered, from the first send to the last
+    answer (the model stays busy to the end: a request's texts run on every core)."""
+    pending = iter(requests)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failed = 0
+
+    def connection() -> None:
+        nonlocal failed
+        with httpx.Client(base_url=url, timeout=600) as http:
+            while True:
+                with lock:
+                    body = next(pending, None)
+                if body is None:
+                    return
+                start = time.perf_counter()
+                answer = http.post("/v1/embeddings", content=body, headers=JSON)
+                latencies.append((time.perf_counter() - start) * 1000)
+                failed += answer.status_code >= 300
+
+    threads = [threading.Thread(target=connection) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests_per_s": len(requests) / elapsed,
+        "seconds": elapsed,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)],
+        "non_2xx": failed,
+    }
+
+
 def _latency(out: str, percentile: str) -> float:
     value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
     return float(value) * WRK_UNITS[unit]
@@ -116,15 +159,21 @@ def case(
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bodies.lua"
-        script.write_text(lua_script(bodies(texts, per_request)))
+        requests = bodies(texts, per_request)
+        script.write_text(lua_script(requests))
         raw_size = max(per_request, 8)  # int8 runs each row alone: batch size barely matters
         seconds = plan["seconds"]
         for _ in range(plan["rounds"]):
             raw_rate, raw_cpu = rate_and_cpu(encoder, texts, raw_size, seconds)
-            # A round must outlast a few turns of every connection, however slow the machine.
-            seconds = min(max(plan["seconds"], round(4 * clients * per_request / raw_rate)), 30)
             cpu = cpu_seconds(pid)
-            http = wrk(url, script, clients, seconds)
+            if per_request == 1:
+                # A round must outlast a few turns of every connection, however slow the machine.
+                seconds = min(max(plan["seconds"], round(4 * clients / raw_rate)), 30)
+                http = wrk(url, script, clients, seconds)
+            else:  # two turns of every connection, or the plan's seconds of the raw engine
+                count = max(2 * clients, round(plan["seconds"] * raw_rate / per_request))
+                http = fixed_work(url, requests[:count], clients)
+                seconds = http["seconds"]
             served = http["requests_per_s"] * seconds
             outside = (cpu_seconds(pid) - cpu) / served - per_request * raw_cpu if served else None
             rounds.append((raw_rate, http, outside))

@@ -9,6 +9,7 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -156,6 +157,26 @@ def test_wrk_runs_are_read_from_its_report(monkeypatch: pytest.MonkeyPatch, tmp_
     body = json.dumps({"input": 'a "quoted" text'})
     script = wrk.lua_script([body])
     assert 'wrk.method = "POST"' in script and json.dumps(body) in script
+
+
+def test_wrk_fixed_work_sends_every_request_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import wrk
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content.decode())
+        return httpx.Response(500 if request.content == b'"bad"' else 200, json={})
+
+    client = httpx.Client
+    mock = httpx.MockTransport(answer)
+    monkeypatch.setattr(wrk.httpx, "Client", lambda **kwargs: client(transport=mock, **kwargs))
+    requests = [json.dumps(f"body {n}") for n in range(10)] + ['"bad"']
+    result = wrk.fixed_work("http://127.0.0.1:8000", requests, 3)
+    assert sorted(seen) == sorted(requests)
+    assert result["non_2xx"] == 1
+    assert result["requests_per_s"] == pytest.approx(11 / result["seconds"])
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
 
 
 def test_wrk_rows_say_not_run_without_wrk(monkeypatch: pytest.MonkeyPatch) -> None:
