@@ -75,10 +75,15 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+# About 2 chunks a record: three embedding groups of 256 chunks, and the kill comes once the
+# first is stored.
+CORPUS = 300
+
+
 def test_sigkill_during_ingest_resumes_the_job_after_restart(tmp_path: Path) -> None:
     env = {"EMBEDSEARCH_JOB_LEASE_SECONDS": "2"}  # the dead process's claim lapses soon
     with running_server(tmp_path, env) as (url, proc, _):
-        r = httpx.post(f"{url}/api/documents", files={"files": ("corpus.jsonl", corpus(600))})
+        r = httpx.post(f"{url}/api/documents", files={"files": ("corpus.jsonl", corpus(CORPUS))})
         job_id = r.json()["id"]
         acknowledged: list[int] = []
         deadline = time.monotonic() + 300
@@ -101,10 +106,10 @@ def test_sigkill_during_ingest_resumes_the_job_after_restart(tmp_path: Path) -> 
         for doc_id in acknowledged:
             assert httpx.get(f"{url}/api/documents/{doc_id}").status_code == 200
         # The job still lists what it stored before the crash, beside what it stored after.
-        assert set(acknowledged) <= set(job["documents"]) and len(job["documents"]) == 600
+        assert set(acknowledged) <= set(job["documents"]) and len(job["documents"]) == CORPUS
         stored = httpx.get(f"{url}/api/collections").json()["data"][0]
-        assert stored["documents"] == 600
-        assert job["result"]["added"] + job["result"]["duplicate"] == 600
+        assert stored["documents"] == CORPUS
+        assert job["result"]["added"] + job["result"]["duplicate"] == CORPUS
     assert_consistent(tmp_path / "data")
 
 

@@ -21,14 +21,20 @@ from tests.support.server import running_server
 
 pytestmark = pytest.mark.model
 
-# About 5 chunks a document: each job is more than one embedding group (256 chunks), so a
-# replica can be killed after storing part of a job.
-JOBS, PER_JOB = 3, 60
+# Three model servers share the cores: short chunks in small embedding groups keep the model's
+# work small, while each job (about 3 chunks a document) still spans several groups, so a replica
+# can be killed after storing part of a job.
+JOBS, PER_JOB = 3, 30
+SMALL_WORK = {
+    "EMBEDSEARCH_MAX_INPUTS_PER_REQUEST": "24",  # chunks per embedding group
+    "EMBEDSEARCH_CHUNK_TOKENS": "64",
+    "EMBEDSEARCH_CHUNK_OVERLAP": "8",
+}
 
 
 def documents(rng: random.Random, job: int) -> list[str]:
-    """PER_JOB distinct documents of about 800 tokens."""
-    return [" ".join(notes(rng, f"j{job}d{i}", 40)) for i in range(PER_JOB)]
+    """PER_JOB distinct documents of about 180 tokens."""
+    return [" ".join(notes(rng, f"j{job}d{i}", 12)) for i in range(PER_JOB)]
 
 
 def held_by(replicas: list[Replica], job: dict) -> Replica | None:
@@ -88,7 +94,7 @@ def test_replicas_behind_nginx_lose_nothing_when_one_is_killed(tmp_path) -> None
     rng = random.Random(16)
     batches = [documents(rng, j) for j in range(JOBS)]
     with temporary_database() as url:
-        env = replica_env(url)
+        env = replica_env(url, **SMALL_WORK)
         with replica_set(tmp_path, env, 3) as (balancer, replicas):
             jobs = [upload(balancer, text_records(b), wait=False)["id"] for b in batches]
             victim = kill_a_replica_mid_job(balancer, replicas, jobs)
