@@ -119,8 +119,9 @@ def fixed_work(url: str, requests: list[str], clients: int) -> dict:
                     return
                 start = time.perf_counter()
                 answer = http.post("/v1/embeddings", content=body, headers=JSON)
-                latencies.append((time.perf_counter() - start) * 1000)
-                failed += answer.status_code >= 300
+                with lock:
+                    latencies.append((time.perf_counter() - start) * 1000)
+                    failed += answer.status_code >= 300
 
     threads = [threading.Thread(target=connection) for _ in range(clients)]
     start = time.perf_counter()
