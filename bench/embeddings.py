@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from app.embeddings.encoder import encode_batches
-from bench.runner import Row, at_least, at_most, run_alone
+from bench.runner import Row, at_least, at_most, p99, run_alone
 from tests.support.datasets import dataset
 from tests.support.server import MODELS, running_server
 
@@ -136,7 +136,7 @@ async def http_load(url: str, texts: list[str], clients: int, seconds: float) ->
         "clients": clients,
         "texts_per_s": count / elapsed,
         "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "p99_ms": p99(latencies),
         "errors": errors,
     }
 

@@ -21,7 +21,7 @@ import httpx
 
 from bench.embeddings import short_texts
 from bench.ingest import records
-from bench.runner import Row, at_most, run_alone
+from bench.runner import Row, at_most, p99, run_alone
 from tests.support.server import running_server
 
 
@@ -73,7 +73,7 @@ async def load(url: str, clients: int, seconds: float) -> dict:
         routes[route] = {
             "requests": len(values),
             "p50_ms": statistics.median(values),
-            "p99_ms": values[max(0, int(len(values) * 0.99) - 1)],
+            "p99_ms": p99(values),
             "statuses": dict(statuses[route]),
         }
     return routes

@@ -86,6 +86,12 @@ def within(measure: str, value: float | None, tolerance: float, digits: int = 4)
     return Row(measure, value, "", f"within ±{tolerance:g}", ok, digits)
 
 
+def p99(ordered: list[float]) -> float:
+    """The 99th percentile of an ascending list, by nearest rank (the last value of a list under
+    100 long but one)."""
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
 def markdown(rows: list[tuple[str, Row]]) -> str:
     """The rows as one aligned Markdown table."""
     verdict = {True: "pass", False: "FAIL", None: ""}

@@ -38,7 +38,7 @@ import httpx
 
 from bench.embeddings import MODEL, load_default_encoder, rate_and_cpu, short_texts
 from bench.ingest import cpu_seconds, records, upload
-from bench.runner import Row, at_least, at_most, run_alone
+from bench.runner import Row, at_least, at_most, p99, run_alone
 from tests.support.server import running_server
 
 CLIENTS = (1, 16, 64, 256)
@@ -135,7 +135,7 @@ def fixed_work(url: str, requests: list[str], clients: int) -> dict:
         "requests_per_s": len(requests) / elapsed,
         "seconds": elapsed,
         "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)],
+        "p99_ms": p99(latencies),
         "non_2xx": failed,
     }
 
@@ -222,7 +222,7 @@ def query_under_load(url: str, script: Path, seconds: int, quick: bool) -> dict:
     return {
         "searches": len(latencies),
         "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)],
+        "p99_ms": p99(latencies),
         "load_average": (load_before, os.getloadavg()[0]),
     }
 

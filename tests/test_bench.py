@@ -159,6 +159,13 @@ def test_wrk_runs_are_read_from_its_report(monkeypatch: pytest.MonkeyPatch, tmp_
     assert 'wrk.method = "POST"' in script and json.dumps(body) in script
 
 
+def test_p99_is_the_nearest_rank() -> None:
+    assert runner.p99([5.0]) == 5.0
+    assert runner.p99([1.0, 2.0]) == 1.0
+    assert runner.p99([float(n) for n in range(1, 101)]) == 99.0
+    assert runner.p99([float(n) for n in range(1, 201)]) == 198.0
+
+
 def test_wrk_fixed_work_sends_every_request_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from bench import wrk
 
