@@ -124,7 +124,9 @@ class Settings(BaseSettings):
         "share.",
     )
     database_pool_size: int = Field(
-        10, description="Most connections one replica opens to PostgreSQL."
+        10,
+        description="Most connections one replica opens to the database: to PostgreSQL, or "
+        "SQLite's readers (which never wait for the writer).",
     )
     job_lease_seconds: float = Field(
         30.0,

@@ -140,4 +140,4 @@ def open_dialect(url: str | Path | None, pool_size: int = 10) -> Dialect:
         return Postgres(str(url), pool_size)
     from app.store.sqlite import SQLite
 
-    return SQLite(url)
+    return SQLite(url, pool_size)

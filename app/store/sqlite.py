@@ -19,7 +19,7 @@ from app.store.filters import Condition, is_number
 
 
 class SQLite:
-    """One SQLite file (or an in-memory database), shared by all threads behind a lock."""
+    """One SQLite file (or an in-memory database): one writer behind a lock, a pool of readers."""
 
     name = "sqlite"
     unavailable: tuple[type[Exception], ...] = ()  # a local file: its errors are bugs or full disks
@@ -44,11 +44,18 @@ class SQLite:
         "(collection_id, version, method, document_ids, coordinates) VALUES (?, ?, ?, ?, ?)"
     )
 
-    def __init__(self, path: str | Path | None) -> None:
-        # One connection shared by all threads; the lock keeps one thread's open
-        # transaction from being seen or committed by another.
+    def __init__(self, path: str | Path | None, readers: int = 10) -> None:
+        # One connection writes, under the lock (which also keeps one thread's open transaction
+        # from being seen or committed by another). Reads take a connection of their own from a
+        # pool: under WAL they see the last commit and never wait for a writer, nor for each
+        # other (a search's keyword query runs beside its vector lookups). An in-memory database
+        # exists only in its one connection, so there reads share it under the lock.
         self.db = sqlite_utils.Database(connect(path))
         self._lock = threading.RLock()
+        self._path = None if path is None else str(path)
+        self._readers = threading.BoundedSemaphore(max(1, readers))
+        self._idle: list[sqlite3.Connection] = []
+        self._local = threading.local()  # .writing: this thread holds the write transaction
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -58,18 +65,33 @@ class SQLite:
             # fall outside it; IMMEDIATE also takes the write lock now rather than failing
             # half-way.
             self.db.conn.execute("BEGIN IMMEDIATE")
-            with self.db.conn:
-                yield self.db.conn
+            self._local.writing = True
+            try:
+                with self.db.conn:
+                    yield self.db.conn
+            finally:
+                self._local.writing = False
 
     @contextmanager
     def read(self) -> Iterator[Any]:
-        """The shared connection, under the lock."""
-        with self._lock:
-            yield self.db.conn
+        """A connection for reads: a pooled reader, or the writing connection inside this
+        thread's own transaction (so it sees its uncommitted writes) or in memory."""
+        if self._path is None or getattr(self._local, "writing", False):
+            with self._lock:
+                yield self.db.conn
+            return
+        with self._readers:
+            conn = self._idle.pop() if self._idle else connect(self._path, readonly=True)
+            try:
+                yield conn
+            finally:
+                self._idle.append(conn)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
         with self._lock:
+            while self._idle:
+                self._idle.pop().close()
             self.db.close()
 
     def compact(self) -> None:
@@ -230,13 +252,17 @@ def fts_table(collection_id: int) -> str:
     return f"chunks_fts_{int(collection_id)}"
 
 
-def connect(path: str | Path | None) -> sqlite3.Connection:
-    """A connection to the database at ``path`` (in memory if None)."""
+def connect(path: str | Path | None, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the database at ``path`` (in memory if None); ``readonly`` for one
+    that only reads (the pool's: a write through it is an error, never a second writer)."""
     conn = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
     conn.execute("PRAGMA foreign_keys = ON")
     if path is not None:
         conn.execute("PRAGMA busy_timeout = 10000")
-        # WAL lets readers (a CLI, a backup) run alongside the writer; NORMAL is
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+            return conn
+        # WAL lets readers (the pool, a CLI, a backup) run alongside the writer; NORMAL is
         # crash-safe under WAL and much faster than FULL.
         _use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -75,6 +76,62 @@ def test_on_disk_store_uses_wal_and_reopens(tmp_path: Path) -> None:
     reopened = Store(path)  # creating the schema again must be a no-op
     assert reopened.get_collection("docs").id == collection.id
     reopened.close()
+
+
+def test_on_disk_reads_never_wait_for_the_writer(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    store.ensure_collection("docs", "m", 4, "faiss")
+    writing, done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with store._transaction() as conn:
+            conn.execute("UPDATE collections SET name = 'renamed'")
+            # Inside its own transaction a thread reads what it has not committed yet.
+            assert store._tuples("SELECT name FROM collections") == [("renamed",)]
+            writing.set()
+            done.wait(10)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert writing.wait(10)
+    try:
+        # Another thread reads the last commit at once, while the transaction stays open.
+        assert store._tuples("SELECT name FROM collections") == [("docs",)]
+    finally:
+        done.set()
+        writer.join()
+    assert store._tuples("SELECT name FROM collections") == [("renamed",)]
+    with pytest.raises(sqlite3.OperationalError, match="readonly"), store.dialect.read() as conn:
+        conn.execute("DELETE FROM collections")  # a reader can never be a second writer
+    store.close()
+
+
+def test_on_disk_readers_are_pooled_up_to_the_pool_size(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", pool_size=2)
+    held, release = threading.Barrier(3), threading.Event()
+    opened: list[int] = []
+
+    def hold() -> None:
+        with store.dialect.read() as conn:
+            opened.append(id(conn))
+            held.wait(10)
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    held.wait(10)
+    third = threading.Thread(target=store.ping)
+    third.start()
+    third.join(0.3)
+    assert third.is_alive()  # both readers are taken: the third read waits for one
+    release.set()
+    third.join(10)
+    for thread in threads:
+        thread.join()
+    assert len(set(opened)) == 2
+    assert len(store.dialect._idle) == 2  # type: ignore[attr-defined]  # reused, not reopened
+    store.close()
 
 
 def test_ensure_collection_creates_once(store: Store, collection: Collection) -> None:
