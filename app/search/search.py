@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Searcher:
             if query.min_score is not None:
                 ranked = [i for i in ranked if cosines.get(i.chunk_id, -2) >= query.min_score]
         page = ranked[query.offset : query.offset + query.k]
-        return Page(self._hits(query, page, cosines, weight), len(ranked))
+        return Page(self._hits(collection.id, query, page, cosines, weight), len(ranked))
 
     def _keyword_weight(
         self, collection: Collection, query: SearchQuery, semantic: Ranking, keyword: Ranking
@@ -209,6 +209,7 @@ class Searcher:
 
     def _hits(
         self,
+        collection_id: int,
         query: SearchQuery,
         page: list[_Ranked],
         cosines: dict[int, float],
@@ -217,7 +218,12 @@ class Searcher:
         """Hits with their documents, chunks, snippets and cosine similarities."""
         chunks = self.store.get_chunks_by_id(item.chunk_id for item in page)
         documents = self.store.get_documents_by_id({c.document_id for c in chunks.values()})
-        marked = self.store.highlight(query.text, chunks, OPEN, CLOSE) if query.text else {}
+        texts = {chunk_id: chunk.text for chunk_id, chunk in chunks.items()}
+        marked = (
+            self.store.highlight(collection_id, query.text, texts, OPEN, CLOSE)
+            if query.text
+            else {}
+        )
         return [
             Hit(
                 rank=query.offset + n,
@@ -314,9 +320,9 @@ class Searcher:
         return self.neighbors(collection, vectors[0], k, exclude_chunks=frozenset({chunk_id}))
 
 
-@dataclass(frozen=True)
-class _Ranked:
-    """A ranked id (document or chunk) with its signals and the chunk that represents it."""
+class _Ranked(NamedTuple):
+    """A ranked id (document or chunk) with its signals and the chunk that represents it (a
+    tuple, like ``Signal``: one per candidate)."""
 
     id: int
     score: float

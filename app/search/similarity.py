@@ -38,6 +38,7 @@ def chunk_cosines(
     inner products) as they are, the rest (found by keyword) computed from stored vectors."""
     chunk_ids = set(chunk_ids)
     cosines = {i: known[i] for i in chunk_ids if i in known}
-    ids, vectors = store.chunk_vectors(collection_id, chunk_ids - cosines.keys())
-    cosines.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+    if missing := chunk_ids - cosines.keys():
+        ids, vectors = store.chunk_vectors(collection_id, missing)
+        cosines.update(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
     return cosines

@@ -53,11 +53,11 @@ class Chunks(Collections):
 
     def chunk_documents(self, chunk_ids: Iterable[int]) -> dict[int, int]:
         """The document id of each of these chunks (missing chunks are left out)."""
-        rows = self._rows(
+        rows = self._tuples(
             f"SELECT id, document_id FROM chunks WHERE {self.dialect.in_ids('id')}",
             [self.dialect.id_list(chunk_ids)],
         )
-        return {row["id"]: row["document_id"] for row in rows}
+        return dict(rows)
 
     def document_chunk_ids(self, document_ids: Iterable[int]) -> list[int]:
         """Ids of every chunk of these documents."""

@@ -101,10 +101,8 @@ class Dialect(Protocol):
         scores better; ``weights`` are the words' IDF where the ranking has none of its own."""
         ...
 
-    def highlight(
-        self, collection_id: int, match: str, chunk_ids: Any, before: str, after: str
-    ) -> tuple[str, list[Any]]:
-        """SQL and parameters for (id, text) of matching chunks with matches marked."""
+    def mark(self, match: str, texts: dict[int, str], before: str, after: str) -> dict[int, str]:
+        """The texts (by id) that ``match`` matches, its words wrapped in ``before``/``after``."""
         ...
 
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:

@@ -65,25 +65,18 @@ class Keywords(Connection):
         return [(row["id"], row["score"]) for row in rows]
 
     def highlight(
-        self, query: str, chunk_ids: Iterable[int], before: str, after: str
+        self, collection_id: int, query: str, texts: dict[int, str], before: str, after: str
     ) -> dict[int, str]:
-        """Chunk texts with the query's matching words wrapped in ``before`` and ``after``.
+        """``texts`` (the collection's chunk texts, by id) with the query's matching words
+        wrapped in ``before`` and ``after``.
 
-        Matching uses the FTS tokenizer (so "inducing" marks "induced"); chunks with no match
-        are left out.
+        Matching is keyword search's (its words, its stemming: "inducing" marks "induced");
+        texts with no match are left out.
         """
-        ids = self.dialect.id_list(chunk_ids)
-        found: dict[int, str] = {}
-        collections = self._rows(
-            f"SELECT DISTINCT collection_id FROM chunks WHERE {self.dialect.in_ids('id')}", [ids]
-        )
-        for row in collections:
-            collection_id = row["collection_id"]
-            if match := self._match(collection_id, query):
-                sql, params = self.dialect.highlight(collection_id, match, ids, before, after)
-                marked = self._rows(sql, params)
-                found |= {row["id"]: row["text"] for row in marked}
-        return found
+        match = self._match(collection_id, query)
+        if not match or not texts:
+            return {}
+        return self.dialect.mark(match, texts, before, after)
 
     def keyword_coverage(self, collection_id: int, query: str, chunk_id: int) -> float:
         """How much of ``query`` chunk ``chunk_id`` holds, 0 to 1: the inverse document

@@ -175,17 +175,17 @@ class Postgres:
             params.append(document_ids)
         return sql + " ORDER BY score DESC, id LIMIT ?", [*params, limit]
 
-    def highlight(
-        self, collection_id: int, match: str, chunk_ids: Any, before: str, after: str
-    ) -> tuple[str, list[Any]]:
-        """Chunk texts (id, text) marked by ``ts_headline`` over the whole text."""
+    def mark(self, match: str, texts: dict[int, str], before: str, after: str) -> dict[int, str]:
+        """``ts_headline`` over the whole of each text that matches."""
         options = f"StartSel={_option(before)}, StopSel={_option(after)}, HighlightAll=true"
         sql = (
-            "SELECT id, ts_headline('english', text, q, ?) AS text "
-            "FROM chunks, to_tsquery('english', ?) AS q "
-            f"WHERE collection_id = ? AND {self.in_ids('id')} AND tsv @@ q"
+            "SELECT t.id, ts_headline('english', t.text, q, ?) "
+            "FROM unnest(?::bigint[], ?::text[]) AS t(id, text), to_tsquery('english', ?) AS q "
+            "WHERE to_tsvector('english', t.text) @@ q"
         )
-        return sql, [options, match, collection_id, chunk_ids]
+        with self.read() as conn:
+            rows = conn.execute(sql, [options, list(texts), list(texts.values()), match])
+            return {row[0]: row[1] for row in rows.fetchall()}
 
     def words_in_chunk(
         self, collection_id: int, matches: list[str], chunk_id: int

@@ -17,6 +17,8 @@ import sqlite_utils
 
 from app.store.filters import Condition, is_number
 
+TOKENIZER = "porter"  # of every full-text table: English stemming over unicode61 words
+
 
 class SQLite:
     """One SQLite file (or an in-memory database): one writer behind a lock, a pool of readers."""
@@ -56,6 +58,11 @@ class SQLite:
         self._readers = threading.BoundedSemaphore(max(1, readers))
         self._idle: list[sqlite3.Connection] = []
         self._local = threading.local()  # .writing: this thread holds the write transaction
+        self._scratch = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._scratch.execute(
+            f"CREATE VIRTUAL TABLE marked USING FTS5 (text, tokenize='{TOKENIZER}')"
+        )
+        self._marking = threading.Lock()  # the scratch table (see ``mark``)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -92,6 +99,7 @@ class SQLite:
         with self._lock:
             while self._idle:
                 self._idle.pop().close()
+            self._scratch.close()
             self.db.close()
 
     def compact(self) -> None:
@@ -137,7 +145,7 @@ class SQLite:
             f"CREATE VIEW IF NOT EXISTS chunks_{n} AS "
             f"SELECT id, text, section FROM chunks WHERE collection_id = {n}",
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING FTS5 "
-            f"(text, section, tokenize='porter', content='chunks_{n}', content_rowid='id')",
+            f"(text, section, tokenize='{TOKENIZER}', content='chunks_{n}', content_rowid='id')",
             f"CREATE TRIGGER IF NOT EXISTS chunks_ai_{n} AFTER INSERT ON chunks "
             f"WHEN new.collection_id = {n} BEGIN {insert} END",
             f"CREATE TRIGGER IF NOT EXISTS chunks_ad_{n} AFTER DELETE ON chunks "
@@ -174,16 +182,18 @@ class SQLite:
             sql += f" WHERE {fts} MATCH ?"
         return sql + f" ORDER BY {fts}.rank LIMIT ?", [*params, limit]
 
-    def highlight(
-        self, collection_id: int, match: str, chunk_ids: Any, before: str, after: str
-    ) -> tuple[str, list[Any]]:
-        """Chunk texts (id, text) with FTS5's ``highlight``."""
-        fts = fts_table(collection_id)
-        sql = (
-            f"SELECT rowid AS id, highlight({fts}, 0, ?, ?) AS text FROM {fts} "
-            f"WHERE {fts} MATCH ? AND {self.in_ids('rowid')}"
-        )
-        return sql, [before, after, match, chunk_ids]
+    def mark(self, match: str, texts: dict[int, str], before: str, after: str) -> dict[int, str]:
+        """FTS5's ``highlight`` over a scratch in-memory table holding just these texts: the
+        same tokenizer as a collection's table, without reading the words' index entries
+        over the whole collection, which took as long as the search that found the hits."""
+        with self._marking:
+            conn = self._scratch
+            conn.executemany("INSERT INTO marked (rowid, text) VALUES (?, ?)", texts.items())
+            try:
+                sql = "SELECT rowid, highlight(marked, 0, ?, ?) FROM marked WHERE marked MATCH ?"
+                return dict(conn.execute(sql, [before, after, match]).fetchall())
+            finally:
+                conn.execute("DELETE FROM marked")
 
     def words_in_chunk(
         self, collection_id: int, matches: list[str], chunk_id: int

@@ -500,6 +500,26 @@ def test_keyword_coverage_weighs_the_query_words_a_chunk_holds_by_rarity(
     assert store.keyword_coverage(collection.id, "🔥 ((", zebra) == 0.0
 
 
+def chunk_texts(store: Store, chunk_ids: Iterable[int]) -> dict[int, str]:
+    return {i: chunk.text for i, chunk in store.get_chunks_by_id(chunk_ids).items()}
+
+
+def test_highlight_marks_the_words_keyword_search_matches(
+    store: Store, collection: Collection, add_doc: AddDoc
+) -> None:
+    doc = add_doc(["Cells induced by the drug grew.", "Nothing relevant here.", "Drugs, drugs!"])
+    texts = chunk_texts(store, doc.chunk_ids)
+    marked = store.highlight(collection.id, "inducing drugs", texts, "[", "]")
+    first, _, third = doc.chunk_ids
+    assert marked == {first: "Cells [induced] by the [drug] grew.", third: "[Drugs], [drugs]!"}
+    assert store.highlight(collection.id, "🔥 ((", texts, "[", "]") == {}
+    if store.dialect.name == "sqlite":
+        # The scratch table marks exactly what FTS5's highlight() on the collection's own does.
+        fts = fts_table(collection.id)
+        sql = f"SELECT rowid, highlight({fts}, 0, '[', ']') FROM {fts} WHERE {fts} MATCH ?"
+        assert dict(store._tuples(sql, ['"inducing" OR "drugs"'])) == marked
+
+
 def test_keyword_search_leaves_out_common_words_unless_nothing_else(
     store: Store, collection: Collection, add_doc: AddDoc
 ) -> None:
@@ -514,7 +534,9 @@ def test_keyword_search_leaves_out_common_words_unless_nothing_else(
     assert len(store.keyword_search(collection.id, "the", 50)) == 50
     assert (
         "<b>the</b>"
-        not in store.highlight("the zebra", rare.chunk_ids, "<b>", "</b>")[rare.chunk_ids[0]]
+        not in store.highlight(
+            collection.id, "the zebra", chunk_texts(store, rare.chunk_ids), "<b>", "</b>"
+        )[rare.chunk_ids[0]]
     )
     # After a write the counts are taken afresh: now both words are common, so both count.
     add_doc(["zebra"] * COMMON_MIN)
@@ -537,7 +559,9 @@ def test_common_words_and_bm25_are_counted_per_collection(
     for query in queries:
         after = store.keyword_search(small.id, query, 10)
         assert after == [(i, pytest.approx(score)) for i, score in before[query]]
-    marked = store.highlight("the zebra", mine.chunk_ids, "<b>", "</b>")
+    marked = store.highlight(
+        small.id, "the zebra", chunk_texts(store, mine.chunk_ids), "<b>", "</b>"
+    )
     assert marked[mine.chunk_ids[0]] == "<b>the</b> <b>zebra</b>"
 
 
