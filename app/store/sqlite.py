@@ -183,17 +183,19 @@ class SQLite:
         return sql + f" ORDER BY {fts}.rank LIMIT ?", [*params, limit]
 
     def mark(self, match: str, texts: dict[int, str], before: str, after: str) -> dict[int, str]:
-        """FTS5's ``highlight`` over a scratch in-memory table holding just these texts: the
-        same tokenizer as a collection's table, without reading the words' index entries
-        over the whole collection, which took as long as the search that found the hits."""
+        """FTS5's ``highlight`` over a scratch in-memory table holding just these texts, in a
+        transaction rolled back after: the same tokenizer as a collection's table, without
+        reading the words' index entries over the whole collection (which took as long as the
+        search that found the hits)."""
         with self._marking:
             conn = self._scratch
-            conn.executemany("INSERT INTO marked (rowid, text) VALUES (?, ?)", texts.items())
+            conn.execute("BEGIN")
             try:
+                conn.executemany("INSERT INTO marked (rowid, text) VALUES (?, ?)", texts.items())
                 sql = "SELECT rowid, highlight(marked, 0, ?, ?) FROM marked WHERE marked MATCH ?"
                 return dict(conn.execute(sql, [before, after, match]).fetchall())
             finally:
-                conn.execute("DELETE FROM marked")
+                conn.execute("ROLLBACK")
 
     def words_in_chunk(
         self, collection_id: int, matches: list[str], chunk_id: int

@@ -513,6 +513,10 @@ def test_highlight_marks_the_words_keyword_search_matches(
     first, _, third = doc.chunk_ids
     assert marked == {first: "Cells [induced] by the [drug] grew.", third: "[Drugs], [drugs]!"}
     assert store.highlight(collection.id, "🔥 ((", texts, "[", "]") == {}
+    # Nothing of one call stays for the next (SQLite marks in a scratch table).
+    assert store.highlight(collection.id, "drug", {third: texts[third]}, "[", "]") == {
+        third: "[Drugs], [drugs]!"
+    }
     if store.dialect.name == "sqlite":
         # The scratch table marks exactly what FTS5's highlight() on the collection's own does.
         fts = fts_table(collection.id)
