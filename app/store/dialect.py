@@ -110,10 +110,9 @@ class Dialect(Protocol):
         database never searches (a stop word)."""
         ...
 
-    def words_in_chunk(
-        self, collection_id: int, matches: list[str], chunk_id: int
-    ) -> tuple[str, list[Any]]:
-        """SQL and parameters for the positions in ``matches`` (one word each) the chunk matches."""
+    def words_in(self, matches: list[str], text: str, section: str | None) -> set[int]:
+        """The positions in ``matches`` (one word each) of those a chunk of this text and
+        section matches."""
         ...
 
     types: dict[str, str]  # column types the shared schema names: serial, blob, float

@@ -85,10 +85,11 @@ class Keywords(Connection):
         words = self.keyword_terms(collection_id, query)
         if not words:
             return 0.0
+        chunk = self._tuples("SELECT text, section FROM chunks WHERE id = ?", [chunk_id])
+        if not chunk:  # deleted since it was found
+            return 0.0
         weights = self._idfs(collection_id, words)
-        matches = [self.dialect.match([word]) for word in words]
-        sql, params = self.dialect.words_in_chunk(collection_id, matches, chunk_id)
-        held = {row[0] for row in self._tuples(sql, params)}
+        held = self.dialect.words_in([self.dialect.match([word]) for word in words], *chunk[0])
         return sum(w for i, w in enumerate(weights) if i in held) / sum(weights)
 
     def keyword_terms(self, collection_id: int, text: str) -> list[str]:

@@ -187,13 +187,16 @@ class Postgres:
             rows = conn.execute(sql, [options, list(texts), list(texts.values()), match])
             return {row[0]: row[1] for row in rows.fetchall()}
 
-    def words_in_chunk(
-        self, collection_id: int, matches: list[str], chunk_id: int
-    ) -> tuple[str, list[Any]]:
-        """The positions in ``matches`` (one word each) of those the chunk matches."""
-        one = "SELECT ?::int FROM chunks WHERE id = ? AND tsv @@ to_tsquery('english', ?)"
-        params = [value for i, match in enumerate(matches) for value in (i, chunk_id, match)]
-        return " UNION ALL ".join([one] * len(matches)), params
+    def words_in(self, matches: list[str], text: str, section: str | None) -> set[int]:
+        """The positions in ``matches`` of those the text and section match, as the chunk's
+        ``tsv`` would (``_DOCUMENT``)."""
+        sql = (
+            "SELECT m.i - 1 FROM unnest(?::text[]) WITH ORDINALITY AS m(q, i) "
+            "WHERE to_tsvector('english', coalesce(?::text, '') || ' ' || ?::text) "
+            "@@ to_tsquery('english', m.q)"
+        )
+        with self.read() as conn:
+            return {int(row[0]) for row in conn.execute(sql, [matches, section, text]).fetchall()}
 
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:
         """How many of the collection's chunks match; -1 for an English stop word ("the")."""

@@ -60,9 +60,9 @@ class SQLite:
         self._local = threading.local()  # .writing: this thread holds the write transaction
         self._scratch = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._scratch.execute(
-            f"CREATE VIRTUAL TABLE marked USING FTS5 (text, tokenize='{TOKENIZER}')"
+            f"CREATE VIRTUAL TABLE marked USING FTS5 (text, section, tokenize='{TOKENIZER}')"
         )
-        self._marking = threading.Lock()  # the scratch table (see ``mark``)
+        self._marking = threading.Lock()  # the scratch table (see ``_scratch_rows``)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -183,28 +183,35 @@ class SQLite:
         return sql + f" ORDER BY {fts}.rank LIMIT ?", [*params, limit]
 
     def mark(self, match: str, texts: dict[int, str], before: str, after: str) -> dict[int, str]:
-        """FTS5's ``highlight`` over a scratch in-memory table holding just these texts, in a
-        transaction rolled back after: the same tokenizer as a collection's table, without
-        reading the words' index entries over the whole collection (which took as long as the
-        search that found the hits)."""
-        with self._marking:
-            conn = self._scratch
-            conn.execute("BEGIN")
-            try:
-                conn.executemany("INSERT INTO marked (rowid, text) VALUES (?, ?)", texts.items())
-                sql = "SELECT rowid, highlight(marked, 0, ?, ?) FROM marked WHERE marked MATCH ?"
-                return dict(conn.execute(sql, [before, after, match]).fetchall())
-            finally:
-                conn.execute("ROLLBACK")
+        """FTS5's ``highlight`` over the scratch table holding just these texts."""
+        sql = "SELECT rowid, highlight(marked, 0, ?, ?) FROM marked WHERE marked MATCH ?"
+        with self._scratch_rows([(i, text, None) for i, text in texts.items()]) as conn:
+            return dict(conn.execute(sql, [before, after, match]).fetchall())
 
-    def words_in_chunk(
-        self, collection_id: int, matches: list[str], chunk_id: int
-    ) -> tuple[str, list[Any]]:
-        """The positions in ``matches`` (one word each) of those the chunk matches."""
-        fts = fts_table(collection_id)
-        one = f"SELECT ? FROM {fts} WHERE {fts} MATCH ? AND rowid = ?"
-        params = [value for i, match in enumerate(matches) for value in (i, match, chunk_id)]
-        return " UNION ALL ".join([one] * len(matches)), params
+    @contextmanager
+    def _scratch_rows(self, rows: list[tuple[int, str, str | None]]) -> Iterator[Any]:
+        """The scratch table holding just these (rowid, text, section) rows, in a transaction
+        rolled back after: matching a few texts there uses a collection's tokenizer without
+        reading the words' index entries over the whole collection (which took as long as the
+        search that found them)."""
+        with self._marking:
+            self._scratch.execute("BEGIN")
+            try:
+                sql = "INSERT INTO marked (rowid, text, section) VALUES (?, ?, ?)"
+                self._scratch.executemany(sql, rows)
+                yield self._scratch
+            finally:
+                self._scratch.execute("ROLLBACK")
+
+    def words_in(self, matches: list[str], text: str, section: str | None) -> set[int]:
+        """The positions in ``matches`` of those the text and section match, each word looked
+        up in the scratch table (see ``mark``) rather than in the collection's whole index."""
+        one = "SELECT ? FROM marked WHERE marked MATCH ?"
+        params = [value for i, match in enumerate(matches) for value in (i, match)]
+        with self._scratch_rows([(1, text, section)]) as conn:
+            return {
+                row[0] for row in conn.execute(" UNION ALL ".join([one] * len(matches)), params)
+            }
 
     def word_frequency(self, collection_id: int, match: str) -> tuple[str, list[Any]]:
         """How many of the collection's chunks match."""

@@ -17,7 +17,7 @@ from app.store.keywords import COMMON_MIN, fts_words
 from app.store.migrations import MIGRATIONS, migrate, schema_version
 from app.store.records import ChunkRecord, Collection
 from app.store.sqlite import fts_table
-from tests.support.documents import DIMENSIONS, AddDoc, unit_vectors
+from tests.support.documents import DIMENSIONS, AddDoc, chunk_records, unit_vectors
 
 
 def count(store: Store, table: str) -> int:
@@ -479,7 +479,7 @@ def test_fts_query_quotes_every_word_once(store: Store) -> None:
 
 
 def test_keyword_coverage_weighs_the_query_words_a_chunk_holds_by_rarity(
-    store: Store, collection: Collection, add_doc: AddDoc
+    store: Store, collection: Collection, add_doc: AddDoc, rng: np.random.Generator
 ) -> None:
     result = add_doc(
         [
@@ -498,6 +498,13 @@ def test_keyword_coverage_weighs_the_query_words_a_chunk_holds_by_rarity(
     assert store.keyword_coverage(collection.id, "zebras grazing savanna", zebra) == 1.0
     assert store.keyword_coverage(collection.id, "penguin", zebra) == 0.0
     assert store.keyword_coverage(collection.id, "🔥 ((", zebra) == 0.0
+    # A chunk's section path counts as its text does (keyword search matches both).
+    chunks, text = chunk_records(["lions rest in the shade"], 3, section="Savanna wildlife")
+    fields = {"title": "t", "source_name": "a.txt", "source_type": "txt", "size": 1}
+    fields |= {"content_hash": "lions", "text": text}
+    added = store.add_document(collection.id, fields, chunks, unit_vectors(rng, 1))
+    assert store.keyword_coverage(collection.id, "savanna lions", added.chunk_ids[0]) == 1.0
+    assert store.keyword_coverage(collection.id, "zebra", 10**9) == 0.0  # no such chunk
 
 
 def chunk_texts(store: Store, chunk_ids: Iterable[int]) -> dict[int, str]:
