@@ -22,8 +22,13 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from app.store.filters import Condition, is_number
 
-# Lexemes from the chunk text and its section path, as FTS5 indexes both columns.
-_DOCUMENT = "to_tsvector('english', coalesce(section, '') || ' ' || text)"
+
+def _lexemes(section: str, text: str) -> str:
+    """SQL for the lexemes of a chunk's text and its section path (FTS5 indexes both columns)."""
+    return f"to_tsvector('english', coalesce({section}, '') || ' ' || {text})"
+
+
+_DOCUMENT = _lexemes("section", "text")  # a chunk's stored ``tsv``
 
 
 class PgConn:
@@ -192,8 +197,7 @@ class Postgres:
         ``tsv`` would (``_DOCUMENT``)."""
         sql = (
             "SELECT m.i - 1 FROM unnest(?::text[]) WITH ORDINALITY AS m(q, i) "
-            "WHERE to_tsvector('english', coalesce(?::text, '') || ' ' || ?::text) "
-            "@@ to_tsquery('english', m.q)"
+            f"WHERE {_lexemes('?::text', '?::text')} @@ to_tsquery('english', m.q)"
         )
         with self.read() as conn:
             return {int(row[0]) for row in conn.execute(sql, [matches, section, text]).fetchall()}
