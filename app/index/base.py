@@ -63,6 +63,11 @@ class Backend(Protocol):
         """A new empty index for the collection, replacing any saved one once it is saved."""
         ...
 
+    def snapshot(self, index: VectorIndex) -> VectorIndex:
+        """What ``save`` may write while ``index`` goes on changing: a copy of it, or the index
+        itself where saving only reads its version."""
+        ...
+
     def save(self, collection: Collection, index: VectorIndex) -> None:
         """Make the index (and its version) durable."""
         ...

@@ -112,6 +112,15 @@ class FaissIndex:
         """How many vectors the index holds."""
         return int(self._index.ntotal)
 
+    def copy(self) -> FaissIndex:
+        """An independent copy (FAISS copies every vector)."""
+        twin = FaissIndex(
+            self.dimensions, self.version, exact_max=self.exact_max, nprobe=self.nprobe
+        )
+        twin.trained_on = self.trained_on
+        twin._index = faiss.clone_index(self._index)
+        return twin
+
     def save(self, path: Path) -> None:
         """Write the index, then its sidecar, each atomically (temp file, fsync, rename)."""
         path = Path(path)
@@ -244,6 +253,11 @@ class FaissFiles:
     def create(self, collection: Collection) -> FaissIndex:
         """A new empty index (written on save)."""
         return FaissIndex(collection.dimensions, **self.options)
+
+    def snapshot(self, index: VectorIndex) -> VectorIndex:
+        """A copy to write while searches and writes go on with the index (none in memory)."""
+        assert isinstance(index, FaissIndex)
+        return index if self.directory is None else index.copy()
 
     def save(self, collection: Collection, index: VectorIndex) -> None:
         """Write the index file if this backend keeps files."""

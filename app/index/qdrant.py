@@ -153,6 +153,10 @@ class QdrantIndexes:
             self.call(self.client.create_payload_index, name, field, schema)
         return QdrantIndex(self, collection.id, collection.dimensions, None)
 
+    def snapshot(self, index: VectorIndex) -> VectorIndex:
+        """The index itself: saving records its version, and its points are already durable."""
+        return index
+
     def save(self, collection: Collection, index: VectorIndex) -> None:
         """Record the store version the collection reflects (points are durable on upsert)."""
         self.call(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,33 @@ def test_collections_have_separate_indexes_and_dimensions(
     assert (indexes.search(small.id, np.ones(4), 5)[1] >= 0).sum() == 1
     assert_matches_store(indexes, collection.id)
     assert_matches_store(indexes, small.id)
+
+
+def test_searches_and_writes_go_on_while_a_save_writes(
+    indexed: Indexed, collection: Collection, add_doc: AddDoc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexes, _ = indexed
+    writing, release = threading.Event(), threading.Event()
+    write = FaissIndex.save
+
+    def slow_save(index: FaissIndex, path: Path) -> None:
+        writing.set()
+        assert release.wait(10)
+        write(index, path)
+
+    monkeypatch.setattr(FaissIndex, "save", slow_save)
+    saving = threading.Thread(target=indexes.save, args=(collection.id,))
+    saving.start()
+    assert writing.wait(10)
+    # The save holds a copy: the index answers and changes while the file is written.
+    ids, vectors = indexes.store.chunk_vectors(collection.id)
+    assert indexes.search(collection.id, vectors[:1], 1)[1][0, 0] == ids[0]
+    later = add_doc(["written during the save"])
+    indexes.add(collection.id, *indexes.store.chunk_vectors(collection.id, later.chunk_ids))
+    release.set()
+    saving.join(10)
+    saved = Indexes(indexes.store, indexes.backend)
+    # What was saved is the copy: one chunk behind, which the next load catches up on.
+    assert saved.check(collection.id).missing == 1
+    indexes.save(collection.id)
+    assert Indexes(indexes.store, indexes.backend).check(collection.id).ok
