@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         0, description="Threads the model runs on (torch or ONNX Runtime); 0: one per core."
     )
     background_nice: int = Field(
-        5,
+        12,
         ge=0,
         le=19,
         description="Nice steps by which the model's threads and ingestion run below the "
