@@ -4,8 +4,8 @@ On two busy cores the model's threads, ingestion and the request threads all wan
 equal shares a search waited its turn behind the model's rounds at every step (measured in
 alternating runs on a busy machine: p99 of a search under 64 embedding connections and a bulk
 upload 64-76 ms, 47-50 ms with the model's threads 5 nice steps lower). Twelve steps do better
-again (another machine, six alternating runs each: p99 median 77 ms at 5 steps, 55 at 12, 53 at
-19; p50 35, 24, 24). The model still gets every cycle the requests leave.
+again (another machine, alternating runs: p50 / p99 median 35 / 77 ms at 5 steps and 24 / 55 at
+12, six runs each; 24 / 53 at 19, four runs). The model still gets every cycle the requests leave.
 """
 
 from __future__ import annotations
