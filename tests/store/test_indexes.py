@@ -219,6 +219,7 @@ def test_searches_and_writes_go_on_while_a_save_writes(
     assert indexes.search(collection.id, vectors[:1], 1)[1][0, 0] == ids[0]
     later = add_doc(["written during the save"])
     indexes.add(collection.id, *indexes.store.chunk_vectors(collection.id, later.chunk_ids))
+    assert saving.is_alive()  # both went through while the save was still writing
     release.set()
     saving.join(10)
     saved = Indexes(indexes.store, indexes.backend)
