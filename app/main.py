@@ -12,7 +12,14 @@ import faiss
 from fastapi import FastAPI
 
 from app.api import clusters, documents, embeddings, errors, health, search, sync
-from app.api.middleware import BodyLimit, JsonBody, RequestMetrics, SameOrigin, SecurityHeaders
+from app.api.middleware import (
+    BodyLimit,
+    JsonBody,
+    LeanRoutes,
+    RequestMetrics,
+    SameOrigin,
+    SecurityHeaders,
+)
 from app.embeddings.backends import load_encoder
 from app.embeddings.encoder import Encoder
 from app.embeddings.engine import Engine, Limits
@@ -194,7 +201,10 @@ def create_embeddings_app(settings: Settings | None = None, load: Loader | None 
 
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    """Body limits, request metrics and security headers, outermost last."""
+    """The hot routes' lane, body limits, request metrics and security headers, outermost last."""
+    app.add_middleware(
+        LeanRoutes, routes=embeddings.lean_routes(), handlers=app.exception_handlers
+    )  # innermost: every other middleware's checks apply to what it serves
     app.add_middleware(JsonBody)  # inside BodyLimit: the body it reads is already bounded
     app.add_middleware(SameOrigin)
     app.add_middleware(
