@@ -35,16 +35,15 @@ class Jobs(Connection):
         job_id = uuid.uuid4().hex
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO jobs (id, collection, state, payload, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?, ?)",
-                (
-                    job_id,
-                    collection,
-                    None if payload is None else json.dumps(payload),
-                    stamp,
-                    stamp,
-                ),
+                "INSERT INTO jobs (id, collection, state, created_at, updated_at) "
+                "VALUES (?, ?, 'queued', ?, ?)",
+                (job_id, collection, stamp, stamp),
             )
+            if payload is not None:
+                conn.execute(
+                    "INSERT INTO job_payloads (job_id, payload) VALUES (?, ?)",
+                    (job_id, json.dumps(payload)),
+                )
         return self.get_job(job_id)
 
     def claim_job(self, worker: str, lease_seconds: float, max_attempts: int) -> Job | None:
@@ -70,8 +69,8 @@ class Jobs(Connection):
                     claimed = True
                 else:
                     conn.execute(
-                        "UPDATE jobs SET state = 'failed', error = ?, payload = NULL, "
-                        "lease_until = NULL, updated_at = ? WHERE id = ?",
+                        "UPDATE jobs SET state = 'failed', error = ?, lease_until = NULL, "
+                        "updated_at = ? WHERE id = ?",
                         [
                             f"Interrupted {attempts} times (its worker stopped each time); "
                             "upload the files again.",
@@ -79,6 +78,7 @@ class Jobs(Connection):
                             job_id,
                         ],
                     )
+                    conn.execute("DELETE FROM job_payloads WHERE job_id = ?", [job_id])
                     claimed = False
             if claimed:
                 return self.get_job(job_id)
@@ -104,10 +104,9 @@ class Jobs(Connection):
 
     def job_payload(self, job_id: str) -> Any:
         """What the job ingests, as given to ``create_job`` (None once it has finished)."""
-        rows = self._tuples("SELECT payload FROM jobs WHERE id = ?", [job_id])
-        if not rows:
-            raise NotFound(f"No job with id {job_id}.", param="job_id")
-        return None if rows[0][0] is None else json.loads(rows[0][0])
+        self.get_job(job_id)  # NotFound if there is no such job
+        rows = self._tuples("SELECT payload FROM job_payloads WHERE job_id = ?", [job_id])
+        return json.loads(rows[0][0]) if rows else None
 
     def update_job(self, job_id: str, worker: str | None = None, **fields: Any) -> Job:
         """Set some of a job's state, total, done, error and result.
@@ -122,8 +121,9 @@ class Jobs(Connection):
             raise ValueError(f"Unknown job state {fields['state']!r}")
         if "result" in fields:
             fields["result"] = json.dumps(fields["result"])
-        if fields.get("state") in ("done", "failed"):
-            fields |= {"payload": None, "lease_until": None}
+        finished = fields.get("state") in ("done", "failed")
+        if finished:
+            fields["lease_until"] = None
         fields["updated_at"] = now()
         assignments = ", ".join(f"{column} = ?" for column in fields)
         sql, params = f"UPDATE jobs SET {assignments} WHERE id = ?", [*fields.values(), job_id]
@@ -131,6 +131,8 @@ class Jobs(Connection):
             sql, params = sql + " AND worker = ?", [*params, worker]
         with self._transaction() as conn:
             updated = conn.execute(sql, params).rowcount
+            if finished and updated:
+                conn.execute("DELETE FROM job_payloads WHERE job_id = ?", [job_id])
         if worker is not None and not updated:
             raise LeaseLost(f"Job {job_id} is no longer held by {worker}.")
         return self.get_job(job_id)

@@ -140,6 +140,18 @@ UPDATE collections SET
         WHERE d.collection_id = collections.id)
 """
 
+# A job's payload holds every document it ingests (megabytes for a large upload). In the jobs row,
+# each progress write rewrote it (SQLite rewrites a whole row on any update) and each poll of the
+# job read past it: ingesting 2,000 SciFact documents spent ~2% of the server's CPU there.
+PAYLOADS = """
+CREATE TABLE IF NOT EXISTS job_payloads (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    payload TEXT NOT NULL
+);
+INSERT INTO job_payloads (job_id, payload) SELECT id, payload FROM jobs WHERE payload IS NOT NULL;
+ALTER TABLE jobs DROP COLUMN payload
+"""
+
 MIGRATIONS = (
     Migration(1, "base schema", BASE),
     Migration(2, "one full-text table per collection (SQLite)"),
@@ -147,6 +159,7 @@ MIGRATIONS = (
         3, "jobs any replica can run; chunk versions and removals for index following", REPLICAS
     ),
     Migration(4, "document and chunk counts kept on each collection", COUNTS),
+    Migration(5, "job payloads in a table of their own", PAYLOADS),
 )
 
 

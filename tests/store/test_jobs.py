@@ -10,6 +10,7 @@ import pytest
 from app.errors import NotFound
 from app.store.database import Store
 from app.store.jobs import LeaseLost
+from app.store.migrations import migrate
 
 
 def test_jobs_lifecycle(store: Store) -> None:
@@ -26,6 +27,19 @@ def test_jobs_lifecycle(store: Store) -> None:
         store.update_job(job.id, colour="red")
     with pytest.raises(NotFound):
         store.update_job("nope", done=1)
+
+
+def test_the_payloads_migration_moves_what_unfinished_jobs_ingest(store: Store) -> None:
+    queued = store.create_job("notes", payload={"files": ["a"]})
+    with store.dialect.transaction() as conn:  # back to the schema before migration 5
+        conn.execute("ALTER TABLE jobs ADD COLUMN payload TEXT")
+        conn.execute("UPDATE jobs SET payload = (SELECT payload FROM job_payloads)")
+        conn.execute("DROP TABLE job_payloads")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 5")
+    assert migrate(store.dialect) == [5]
+    assert store.job_payload(queued.id) == {"files": ["a"]}
+    store.update_job(queued.id, state="done")
+    assert store.job_payload(queued.id) is None
 
 
 def test_claims_take_the_oldest_free_job_once(store: Store) -> None:
