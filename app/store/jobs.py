@@ -137,6 +137,14 @@ class Jobs(Connection):
             raise LeaseLost(f"Job {job_id} is no longer held by {worker}.")
         return self.get_job(job_id)
 
+    def job_ended(self, job_id: str) -> bool:
+        """Whether the job is done or failed, reading its state alone (a waiting upload asks
+        this often; the job's result grows with every document it stores)."""
+        rows = self._tuples("SELECT state FROM jobs WHERE id = ?", [job_id])
+        if not rows:
+            raise NotFound(f"No job with id {job_id}.", param="job_id")
+        return rows[0][0] in ("done", "failed")
+
     def get_job(self, job_id: str) -> Job:
         """A job (without its payload); NotFound if there is none."""
         rows = self._rows(f"SELECT {_JOB} FROM jobs WHERE id = ?", [job_id])

@@ -21,6 +21,10 @@ def test_jobs_lifecycle(store: Store) -> None:
     assert (job.state, job.done, job.result) == ("done", 3, {"document_ids": [1, 2]})
     assert store.get_job(job.id) == job
     assert store.job_payload(job.id) is None  # a finished job drops what it ingested
+    assert store.job_ended(job.id)
+    assert not store.job_ended(store.create_job("notes").id)
+    with pytest.raises(NotFound):
+        store.job_ended("nope")
     with pytest.raises(ValueError):
         store.update_job(job.id, state="exploded")
     with pytest.raises(TypeError):
