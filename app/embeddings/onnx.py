@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# ORT's load-time fusions left out: SkipLayerNormalization's CPU kernel costs five times the Add
+# and LayerNormalization it fuses (``onnx_build.SKIP_LAYER_NORM``).
+SESSION_DISABLED = ["SkipLayerNormFusion"]
 
 
 class OnnxEncoder(SentenceEncoder):
@@ -58,7 +61,10 @@ class OnnxEncoder(SentenceEncoder):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
+            str(self.path),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=SESSION_DISABLED,
         )
         self._inputs = {i.name for i in self.session.get_inputs()}
 

@@ -281,3 +281,15 @@ def test_onnx_vectors_agree_with_torch(
     alone = np.concatenate([encoder.encode([seq]) for seq in ids])
     np.testing.assert_allclose(alone, got, atol=1e-5)
     assert np.sum(alone * got, axis=1).min() >= 0.9999
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_builds_leave_residual_adds_and_layer_norms_unfused(
+    real_encoders: dict, backend: str
+) -> None:
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(real_encoders[backend].path)).graph.node}
+    assert "SkipLayerNormalization" not in ops  # its CPU kernel is the slow one
+    assert {"LayerNormalization", "Add", "Attention" if backend == "onnx" else "QAttention"} <= ops
