@@ -182,8 +182,6 @@ async def _read_model(request: Request, model: type[Body]) -> Body:
 
 async def _finished(store: Store, job: Job) -> Job:
     """The job once it has ended: whichever replica runs it, the database says when."""
-    if job.state in ("done", "failed"):
-        return job
     while not await asyncio.to_thread(store.job_ended, job.id):
         await asyncio.sleep(0.05)
     return await asyncio.to_thread(store.get_job, job.id)

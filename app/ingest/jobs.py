@@ -37,7 +37,7 @@ from app.ingest.synced import remove_leftovers
 from app.settings import DEFAULTS
 from app.store.database import Store
 from app.store.jobs import LeaseLost
-from app.store.records import ChunkRecord, Collection, Document, Job
+from app.store.records import JOB_ENDED, ChunkRecord, Collection, Document, Job
 
 log = logging.getLogger("embedsearch.ingest")
 
@@ -150,7 +150,7 @@ class Ingestor:
             return self._update(job_id, state="failed", error=_reason(exc))
 
     def _update(self, job_id: str, **fields: Any) -> Job:
-        if self.stopping.is_set() and fields.get("state") not in ("done", "failed"):
+        if self.stopping.is_set() and fields.get("state") not in JOB_ENDED:
             raise Stopped  # between batches: what is stored stays, the rest is resumed
         return self.store.update_job(job_id, worker=self.worker, **fields)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.errors import NotFound
 from app.store.connection import Connection
-from app.store.records import JOB_STATES, Job, now
+from app.store.records import JOB_ENDED, JOB_STATES, Job, now
 
 _JOB = (
     "id, collection, state, total, done, error, result, created_at, updated_at, worker, "
@@ -121,7 +121,7 @@ class Jobs(Connection):
             raise ValueError(f"Unknown job state {fields['state']!r}")
         if "result" in fields:
             fields["result"] = json.dumps(fields["result"])
-        finished = fields.get("state") in ("done", "failed")
+        finished = fields.get("state") in JOB_ENDED
         if finished:
             fields["lease_until"] = None
         fields["updated_at"] = now()
@@ -143,7 +143,7 @@ class Jobs(Connection):
         rows = self._tuples("SELECT state FROM jobs WHERE id = ?", [job_id])
         if not rows:
             raise NotFound(f"No job with id {job_id}.", param="job_id")
-        return rows[0][0] in ("done", "failed")
+        return rows[0][0] in JOB_ENDED
 
     def get_job(self, job_id: str) -> Job:
         """A job (without its payload); NotFound if there is none."""

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 JOB_STATES = ("queued", "extracting", "embedding", "done", "failed")
+JOB_ENDED = ("done", "failed")  # the states a job never leaves
 Scalar = str | int | float | bool | None  # a metadata value a filter can match
 
 
